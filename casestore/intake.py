@@ -1,0 +1,360 @@
+"""The intake hot path: an inbound SMS becomes contact, interaction, case, event and reply rows.
+
+Written with pre-built SQLAlchemy Core statements on a Connection (no ORM) because it runs for
+every webhook; `casestore.writer` batches many of these into one transaction (group commit).
+Every insert is `ON CONFLICT`-safe so one redelivered webhook cannot abort a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from casestore import tracking
+from casestore.config import Config
+from casestore.inbound import Inbound, IntakeResult
+from casestore.models import Case, CaseEvent, Contact, Interaction, MessageStatus, OutboundMessage
+from sms.conversation import (
+    Action,
+    CaseSummary,
+    ContactState,
+    Decision,
+    OpenCase,
+    Plan,
+    decide,
+    may_reply,
+    render_reply,
+)
+from sms.phone import contact_key
+
+contacts = cast(Table, Contact.__table__)
+cases = cast(Table, Case.__table__)
+interactions = cast(Table, Interaction.__table__)
+events = cast(Table, CaseEvent.__table__)
+outbox = cast(Table, OutboundMessage.__table__)
+
+HOUR = timedelta(hours=1)
+TRACKING_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class IntakeRequest:
+    """One inbound message plus how its reply travels: in the HTTP answer, or via the outbox."""
+
+    inbound: Inbound
+    plan: Plan
+    reply_inline: bool
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _window_count(window: datetime | None, count: int, now: datetime) -> int:
+    return count if window is not None and now - window < HOUR else 0
+
+
+def _stored_reply(conn: Connection, inbound: Inbound) -> IntakeResult:
+    """The answer first given to this provider reference (a redelivered webhook)."""
+    original = interactions.alias("original")
+    row = conn.execute(
+        select(interactions.c.text, cases.c.tracking_number, original.c.case_id)
+        .select_from(original)
+        .outerjoin(interactions, interactions.c.reply_to_id == original.c.id)
+        .outerjoin(cases, cases.c.id == original.c.case_id)
+        .where(
+            original.c.provider == inbound.provider,
+            original.c.provider_ref == inbound.provider_ref,
+        )
+        .order_by(interactions.c.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return IntakeResult(duplicate=True, reply=None, action="duplicate")
+    return IntakeResult(
+        duplicate=True,
+        reply=row.text,
+        tracking_number=row.tracking_number,
+        case_id=row.case_id,
+        action="duplicate",
+    )
+
+
+def record_inbound(conn: Connection, inbound: Inbound, contact_id: int | None) -> int | None:
+    """Insert the inbound interaction; None when this provider reference was already stored."""
+    row = conn.execute(
+        _insert(conn, interactions)
+        .values(
+            contact_id=contact_id,
+            channel=inbound.channel,
+            direction="in",
+            provider=inbound.provider,
+            provider_ref=inbound.provider_ref,
+            address=inbound.sender[:64],
+            text=inbound.text,
+            media_urls=list(inbound.media_urls) or None,
+            automatic=False,
+            created_at=inbound.received_at,
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "provider_ref"])
+        .returning(interactions.c.id)
+    ).first()
+    return None if row is None else int(row[0])
+
+
+def upsert_contact(conn: Connection, phone: str, now: datetime, channel: str) -> Any:
+    """Create the contact for this phone or touch it; returns the whole row."""
+    stmt = _insert(conn, contacts).values(
+        phone=phone,
+        preferred_channel=channel,
+        created_at=now,
+        last_inbound_at=now,
+        reply_count=0,
+        lookup_count=0,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["phone"], set_={"last_inbound_at": stmt.excluded.last_inbound_at}
+    ).returning(*contacts.c)
+    return conn.execute(stmt).one()
+
+
+def open_case(
+    conn: Connection,
+    *,
+    contact_id: int | None,
+    channel: str,
+    category: str,
+    department: str,
+    urgent: bool,
+    description: str,
+    language: str,
+    now: datetime,
+    length: int,
+    actor: str = "citizen",
+    interaction_id: int | None = None,
+) -> tuple[int, str]:
+    """Insert a case with a fresh random tracking number and its `created` event."""
+    for _ in range(TRACKING_ATTEMPTS):
+        number = tracking.generate(length)
+        row = conn.execute(
+            _insert(conn, cases)
+            .values(
+                tracking_number=number,
+                contact_id=contact_id,
+                channel=channel,
+                category=category,
+                department=department,
+                status="new",
+                priority="urgent" if urgent else "normal",
+                urgent=urgent,
+                description=description,
+                language=language,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["tracking_number"])
+            .returning(cases.c.id)
+        ).first()
+        if row is not None:
+            case_id = int(row[0])
+            conn.execute(
+                events.insert().values(
+                    case_id=case_id,
+                    kind="created",
+                    at=now,
+                    actor=actor,
+                    text=description,
+                    to_status="new",
+                    interaction_id=interaction_id,
+                    data={"channel": channel, "category": category, "urgent": urgent},
+                )
+            )
+            return case_id, number
+    raise RuntimeError("could not find a free tracking number")  # pragma: no cover
+
+
+def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> IntakeResult:
+    """Apply the SMS conversation rules to one inbound message inside the caller's transaction."""
+    inbound, plan = request.inbound, request.plan
+    now = inbound.received_at
+    if inbound.phone is None:
+        # Alphanumeric senders and short codes: kept for the record, never answered.
+        inserted = record_inbound(conn, inbound, None)
+        if inserted is None:
+            return _stored_reply(conn, inbound)
+        return IntakeResult(duplicate=False, reply=None, action=Action.RECORD_ONLY.value)
+
+    contact = upsert_contact(conn, contact_key(inbound.phone), now, inbound.channel)
+    inbound_id = record_inbound(conn, inbound, contact.id)
+    if inbound_id is None:
+        return _stored_reply(conn, inbound)
+
+    conversation: OpenCase | None = None
+    if contact.conversation_case_id is not None and plan.command is None:
+        row = conn.execute(
+            select(cases.c.id, cases.c.tracking_number, cases.c.status).where(
+                cases.c.id == contact.conversation_case_id
+            )
+        ).first()
+        if row is not None:
+            conversation = OpenCase(row.id, row.tracking_number, row.status)
+    replies = _window_count(contact.reply_window, contact.reply_count, now)
+    lookups = _window_count(contact.lookup_window, contact.lookup_count, now)
+    state = ContactState(
+        language=contact.language,
+        opted_out=contact.opted_out_at is not None,
+        conversation_case=conversation,
+        conversation_at=contact.conversation_at,
+        replies_this_hour=replies,
+        lookups_this_hour=lookups,
+    )
+    decision = decide(plan, state, now, config)
+    contact_changes: dict[str, Any] = {}
+    case_id: int | None = None
+    number: str | None = None
+    summary: CaseSummary | None = None
+    template = decision.reply_template
+
+    if decision.action is Action.NEW_CASE:
+        category = config.categories[decision.category or config.triage_category]
+        case_id, number = open_case(
+            conn,
+            contact_id=contact.id,
+            channel=inbound.channel,
+            category=category.code,
+            department=category.department,
+            urgent=decision.urgent,
+            description=inbound.text,
+            language=decision.language,
+            now=now,
+            length=config.tracking_length,
+            interaction_id=inbound_id,
+        )
+        contact_changes.update(conversation_case_id=case_id, conversation_at=now)
+    elif decision.action is Action.JOIN_CASE:
+        assert conversation is not None
+        case_id, number = conversation.case_id, conversation.tracking_number
+        conn.execute(
+            events.insert().values(
+                case_id=case_id,
+                kind="message_in",
+                at=now,
+                actor="citizen",
+                text=inbound.text,
+                interaction_id=inbound_id,
+                data={"channel": inbound.channel},
+            )
+        )
+        conn.execute(update(cases).where(cases.c.id == case_id).values(updated_at=now))
+        contact_changes.update(conversation_at=now)
+    elif decision.action is Action.STATUS:
+        contact_changes.update(lookup_window=_window_start(contact.lookup_window, now))
+        contact_changes.update(lookup_count=lookups + 1)
+        if template == "status" and plan.tracking is not None and plan.tracking.digits:
+            row = conn.execute(
+                select(cases.c.tracking_number, cases.c.status, cases.c.department).where(
+                    cases.c.tracking_number == plan.tracking.digits
+                )
+            ).first()
+            if row is None:
+                template = "status_unknown"
+            else:
+                summary = CaseSummary(row.tracking_number, row.status, row.department)
+    elif decision.action is Action.STOP:
+        contact_changes.update(opted_out_at=now)
+    elif decision.action is Action.START:
+        contact_changes.update(opted_out_at=None, provider_opted_out_at=None)
+
+    if case_id is not None:
+        conn.execute(
+            update(interactions).where(interactions.c.id == inbound_id).values(case_id=case_id)
+        )
+    if plan.command is not None:
+        contact_changes["language"] = decision.language
+
+    reply: str | None = None
+    if template is not None and may_reply(decision, state, config):
+        reply = render_reply(config, template, decision.language, tracking=number, case=summary)
+        _record_reply(conn, request, decision, reply, inbound_id, contact.id, case_id, now)
+        contact_changes.update(
+            reply_window=_window_start(contact.reply_window, now), reply_count=replies + 1
+        )
+    if contact_changes:
+        conn.execute(update(contacts).where(contacts.c.id == contact.id).values(contact_changes))
+    return IntakeResult(
+        duplicate=False,
+        reply=reply,
+        tracking_number=number,
+        case_id=case_id,
+        action=decision.action.value,
+    )
+
+
+def _window_start(window: datetime | None, now: datetime) -> datetime:
+    return window if window is not None and now - window < HOUR else now
+
+
+def _record_reply(
+    conn: Connection,
+    request: IntakeRequest,
+    decision: Decision,
+    reply: str,
+    inbound_id: int,
+    contact_id: int,
+    case_id: int | None,
+    now: datetime,
+) -> None:
+    inbound = request.inbound
+    out_id = conn.execute(
+        interactions.insert()
+        .values(
+            case_id=case_id,
+            contact_id=contact_id,
+            channel=inbound.channel,
+            direction="out",
+            provider=inbound.provider,
+            provider_ref=None,
+            address=inbound.sender[:64],
+            text=reply,
+            reply_to_id=inbound_id,
+            automatic=True,
+            created_at=now,
+        )
+        .returning(interactions.c.id)
+    ).scalar_one()
+    if case_id is not None:
+        conn.execute(
+            events.insert().values(
+                case_id=case_id,
+                kind="message_out",
+                at=now,
+                actor="system",
+                text=reply,
+                interaction_id=out_id,
+                data={"channel": inbound.channel, "automatic": True, "reply": decision.action},
+            )
+        )
+    if not request.reply_inline:
+        conn.execute(
+            outbox.insert().values(
+                case_id=case_id,
+                contact_id=contact_id,
+                interaction_id=out_id,
+                kind="reply",
+                channel=inbound.channel,
+                provider=inbound.provider,
+                to_address=inbound.sender,
+                body=reply,
+                status=MessageStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )

@@ -1,0 +1,294 @@
+"""The registry's tables: contacts, cases, interactions, the timeline, the outbox, operators."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+IntPK = Annotated[
+    int, mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+]
+Timestamp = Annotated[datetime, mapped_column(UTCDateTime())]
+OptTimestamp = Annotated[datetime | None, mapped_column(UTCDateTime())]
+
+
+class Channel(enum.StrEnum):
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    USSD = "ussd"
+    VOICE = "voice"
+    OPEN311 = "open311"
+    CONSOLE = "console"
+    IMPORT = "import"
+
+
+class CaseStatus(enum.StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    WAITING_CITIZEN = "waiting_citizen"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class MessageStatus(enum.StrEnum):
+    """Life of an outbox row; `sending` carries a lease so a dead worker is noticed."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    RECORDED = "recorded"
+    CANCELLED = "cancelled"
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Contact(Base):
+    """A phone number that reached us: a contact point, not a person (phones are shared)."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[IntPK]
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    language: Mapped[str | None] = mapped_column(String(8))
+    preferred_channel: Mapped[str] = mapped_column(String(12), default="sms")
+    opted_out_at: Mapped[OptTimestamp]
+    provider_opted_out_at: Mapped[OptTimestamp]
+    created_at: Mapped[Timestamp]
+    last_inbound_at: Mapped[OptTimestamp]
+    # The case the current SMS conversation is about and when the citizen last wrote on it.
+    conversation_case_id: Mapped[int | None] = mapped_column(BigInteger)
+    conversation_at: Mapped[OptTimestamp]
+    # Fixed one-hour windows for the auto-reply cap and the status look-up limit.
+    reply_window: Mapped[OptTimestamp]
+    reply_count: Mapped[int] = mapped_column(Integer, default=0)
+    lookup_window: Mapped[OptTimestamp]
+    lookup_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_department_created", "department", "created_at"),
+        Index("ix_cases_contact_status", "contact_id", "status"),
+        Index("ix_cases_created_id", "created_at", "id"),
+    )
+
+    id: Mapped[IntPK]
+    tracking_number: Mapped[str] = mapped_column(String(12), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    citizen_name: Mapped[str | None] = mapped_column(String(200))
+    national_id: Mapped[str | None] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(12))
+    category: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default=CaseStatus.NEW.value)
+    priority: Mapped[str] = mapped_column(String(10), default="normal")
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]
+    first_response_at: Mapped[OptTimestamp]
+    resolved_at: Mapped[OptTimestamp]
+    closed_at: Mapped[OptTimestamp]
+
+    contact: Mapped[Contact | None] = relationship()
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class Interaction(Base):
+    """One inbound or outbound contact on any channel; unique per provider reference."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_ref", name="uq_interactions_provider_ref"),
+        Index("ix_interactions_contact_created", "contact_id", "created_at"),
+    )
+
+    id: Mapped[IntPK]
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    channel: Mapped[str] = mapped_column(String(12))
+    direction: Mapped[str] = mapped_column(String(3))
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_ref: Mapped[str | None] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="")
+    media_urls: Mapped[list[str] | None] = mapped_column(JSON)
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"), index=True)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[Timestamp]
+
+
+class CaseEvent(Base):
+    """The case timeline: created, message in/out, status change, note."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[IntPK]
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[Timestamp]
+    actor: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="")
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class OutboundMessage(Base):
+    """The outbox: written in the transaction that caused it; a job only carries its id."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_ref", name="uq_outbound_messages_provider_ref"),
+        Index("ix_outbound_messages_status_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[IntPK]
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="reply")
+    channel: Mapped[str] = mapped_column(String(12))
+    provider: Mapped[str] = mapped_column(String(20))
+    to_address: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.PENDING.value)
+    provider_ref: Mapped[str | None] = mapped_column(String(80))
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[Timestamp]
+    lease_until: Mapped[OptTimestamp]
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]
+    sent_at: Mapped[OptTimestamp]
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[IntPK]
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[Timestamp]
+
+    departments: Mapped[list[OperatorDepartment]] = relationship(cascade="all, delete-orphan")
+
+    @property
+    def department_codes(self) -> set[str]:
+        return {d.department for d in self.departments}
+
+    def sees_all(self) -> bool:
+        return self.role == Role.ADMIN.value
+
+
+class OperatorDepartment(Base):
+    __tablename__ = "operator_departments"
+
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), primary_key=True)
+    department: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class ApiToken(Base):
+    """An API bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[IntPK]
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[Timestamp]
+    last_used_at: Mapped[OptTimestamp]
+    revoked_at: Mapped[OptTimestamp]
+
+    operator: Mapped[Operator] = relationship()
+
+
+class AuditEvent(Base):
+    """Who saw or changed what, when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[IntPK]
+    at: Mapped[Timestamp]
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,254 @@
+"""The outbox: claiming rows to send, recording results, delivery reports, and sweeping.
+
+Each row is sent at most once per claim: a row moves pending -> queued (dispatcher) -> sending
+(claimed with a lease by exactly one worker) -> sent/failed/recorded. A worker that dies leaves
+`sending` with an expired lease; the sweeper puts such rows back and marks them as possibly
+sent, and rows lost from Redis (queued too long) go back to pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Connection, Table, and_, or_, select, update
+
+from casestore.inbound import StatusUpdate
+from casestore.models import Contact, Interaction, MessageStatus, OutboundMessage
+
+outbox = cast(Table, OutboundMessage.__table__)
+contacts = cast(Table, Contact.__table__)
+interactions = cast(Table, Interaction.__table__)
+
+LEASE = timedelta(seconds=120)
+QUEUED_TIMEOUT = timedelta(seconds=120)
+MAX_ATTEMPTS = 8
+# Delays before retry 1, 2, 3…; the last repeats.
+BACKOFF = (
+    timedelta(seconds=10),
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(minutes=30),
+)
+# Rank of each status so late or repeated delivery reports never move a message backwards.
+STATUS_RANK = {
+    MessageStatus.PENDING: 0,
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.RECORDED: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.UNDELIVERED: 2,
+    MessageStatus.FAILED: 2,
+    MessageStatus.CANCELLED: 2,
+}
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    provider: str
+    to_address: str
+    body: str
+    kind: str
+    attempts: int
+    contact_opted_out: bool
+
+
+def take_due(conn: Connection, now: datetime, limit: int = 500) -> list[int]:
+    """Mark up to `limit` due pending rows as queued and return their ids (the dispatcher)."""
+    query = (
+        select(outbox.c.id)
+        .where(outbox.c.status == MessageStatus.PENDING.value, outbox.c.next_attempt_at <= now)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = [int(r[0]) for r in conn.execute(query)]
+    if ids:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids), outbox.c.status == MessageStatus.PENDING.value)
+            .values(status=MessageStatus.QUEUED.value, updated_at=now)
+        )
+    return ids
+
+
+def claim(conn: Connection, message_id: int, now: datetime) -> Claimed | None:
+    """Take the row for sending, with a lease; None if another worker has it or it is done."""
+    claimable = or_(
+        outbox.c.status.in_([MessageStatus.PENDING.value, MessageStatus.QUEUED.value]),
+    )
+    row = conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id, claimable)
+        .values(
+            status=MessageStatus.SENDING.value,
+            lease_until=now + LEASE,
+            attempts=outbox.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            outbox.c.id,
+            outbox.c.provider,
+            outbox.c.to_address,
+            outbox.c.body,
+            outbox.c.kind,
+            outbox.c.attempts,
+            outbox.c.contact_id,
+        )
+    ).first()
+    if row is None:
+        return None
+    opted_out = False
+    if row.contact_id is not None:
+        contact = conn.execute(
+            select(contacts.c.opted_out_at, contacts.c.provider_opted_out_at).where(
+                contacts.c.id == row.contact_id
+            )
+        ).one()
+        opted_out = contact.opted_out_at is not None or contact.provider_opted_out_at is not None
+    return Claimed(
+        id=row.id,
+        provider=row.provider,
+        to_address=row.to_address,
+        body=row.body,
+        kind=row.kind,
+        attempts=row.attempts,
+        contact_opted_out=opted_out,
+    )
+
+
+def mark_sent(
+    conn: Connection, message_id: int, provider_ref: str, provider_status: str, now: datetime
+) -> None:
+    status = MessageStatus.RECORDED if provider_status == "recorded" else MessageStatus.SENT
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id)
+        .values(
+            status=status.value,
+            provider_ref=provider_ref,
+            provider_status=provider_status,
+            lease_until=None,
+            sent_at=now,
+            updated_at=now,
+            error=None,
+        )
+    )
+    conn.execute(
+        update(interactions)
+        .where(
+            interactions.c.id
+            == select(outbox.c.interaction_id).where(outbox.c.id == message_id).scalar_subquery()
+        )
+        .values(provider_ref=provider_ref)
+    )
+
+
+def mark_cancelled(conn: Connection, message_id: int, reason: str, now: datetime) -> None:
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id)
+        .values(
+            status=MessageStatus.CANCELLED.value, error=reason, lease_until=None, updated_at=now
+        )
+    )
+
+
+def mark_failed(
+    conn: Connection,
+    message_id: int,
+    *,
+    reason: str,
+    code: str | None,
+    retryable: bool,
+    attempts: int,
+    now: datetime,
+    opted_out: bool = False,
+) -> str:
+    """Record a failed send: back to pending after a backoff, or failed for good."""
+    if retryable and attempts < MAX_ATTEMPTS:
+        delay = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
+        values = {"status": MessageStatus.PENDING.value, "next_attempt_at": now + delay}
+    else:
+        values = {"status": MessageStatus.FAILED.value}
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id)
+        .values(error=reason[:500], error_code=code, lease_until=None, updated_at=now, **values)
+    )
+    if opted_out:
+        contact_id = select(outbox.c.contact_id).where(outbox.c.id == message_id)
+        conn.execute(
+            update(contacts)
+            .where(contacts.c.id == contact_id.scalar_subquery())
+            .values(provider_opted_out_at=now)
+        )
+    return str(values["status"])
+
+
+def apply_status(conn: Connection, report: StatusUpdate, now: datetime) -> bool:
+    """Apply a delivery report; idempotent, never moves a message backwards. False if unknown."""
+    row = conn.execute(
+        select(outbox.c.id, outbox.c.status, outbox.c.contact_id).where(
+            outbox.c.provider == report.provider, outbox.c.provider_ref == report.provider_ref
+        )
+    ).first()
+    if row is None:
+        return False
+    new = MessageStatus(report.status)
+    if STATUS_RANK[new] >= STATUS_RANK[MessageStatus(row.status)] and row.status != new.value:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(
+                status=new.value,
+                provider_status=report.provider_status,
+                error_code=report.error_code,
+                error=report.error,
+                updated_at=now,
+            )
+        )
+    if report.opted_out and row.contact_id is not None:
+        conn.execute(
+            update(contacts)
+            .where(contacts.c.id == row.contact_id, contacts.c.provider_opted_out_at.is_(None))
+            .values(provider_opted_out_at=now)
+        )
+    return True
+
+
+def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
+    """Put back rows lost from Redis (queued too long) and rows whose sender died (lease over).
+
+    Returns (requeued, expired). A row whose lease expired may have reached the provider before
+    the worker died: it is resent and the possible duplicate is written on the row.
+    """
+    lost = conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.status == MessageStatus.QUEUED.value,
+            outbox.c.updated_at < now - QUEUED_TIMEOUT,
+        )
+        .values(status=MessageStatus.PENDING.value, updated_at=now)
+    ).rowcount
+    expired = conn.execute(
+        update(outbox)
+        .where(
+            and_(
+                outbox.c.status == MessageStatus.SENDING.value,
+                outbox.c.lease_until < now,
+            )
+        )
+        .values(
+            status=MessageStatus.PENDING.value,
+            lease_until=None,
+            error="worker stopped while sending: this resend may duplicate",
+            updated_at=now,
+        )
+    ).rowcount
+    return int(lost or 0), int(expired or 0)

@@ -1,0 +1,91 @@
+"""The Starlette application: webhooks, API, simulator and health, assembled in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from casestore.config import Config, load_config
+from gateway import api, simulator, webhooks
+from gateway.runtime import Runtime, build_runtime
+from gateway.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _check_database(rt: Runtime) -> str:
+    try:
+        with rt.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+
+
+def _check_redis(rt: Runtime) -> str:
+    try:
+        rt.redis.ping()
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+
+
+async def healthz(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    database = await run_in_threadpool(_check_database, rt)
+    redis_state = await run_in_threadpool(_check_redis, rt)
+    healthy = database == "ok" and redis_state == "ok"
+    return JSONResponse(
+        {"status": "ok" if healthy else "degraded", "database": database, "redis": redis_state},
+        status_code=200 if healthy else 503,
+    )
+
+
+async def home(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    if rt.settings.simulator_enabled:
+        return RedirectResponse("/simulator", status_code=302)
+    return JSONResponse({"service": "ventanilla", "health": "/healthz"})
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("database unavailable: %s", type(exc).__name__)
+    return JSONResponse({"error": "database unavailable"}, status_code=503)
+
+
+def create_app(settings: Settings | None = None, config: Config | None = None) -> Starlette:
+    """Build the app; settings and config default to the environment and the shipped TOML."""
+    settings = settings or load_settings()
+    config = config or load_config(env=settings.env)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt = build_runtime(settings, config)
+        app.state.runtime = rt
+        rt.intake.start()
+        try:
+            yield
+        finally:
+            rt.close()
+
+    routes = [
+        Route("/", home, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        *webhooks.routes,
+        *api.routes,
+        *simulator.routes,
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={DBAPIError: database_unavailable},
+    )

@@ -1,0 +1,194 @@
+"""The `ventanilla` command: migrate, serve, worker, run, operator add, token create."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from casestore.config import ConfigError, load_config
+from casestore.db import database_url, make_engine
+from casestore.migrations import upgrade
+from casestore.operators import OperatorError, create_operator, create_token
+from gateway.settings import load_settings
+from sms.phone import PhoneError, normalise_phone
+
+_SECRET_QUERY = re.compile(r"(token|api_key)=[^&\s\"]*", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Access logs show paths with query strings: never let the AT token reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_QUERY.sub(r"\1=[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_QUERY.sub(r"\1=[redacted]", record.msg)
+        return True
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    url = database_url()
+    upgrade(url)
+    print("schema is up to date")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = load_settings(host=args.host, port=args.port)
+    app = create_app(settings, load_config(env=settings.env))
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info")
+    for name in ("uvicorn.access", "uvicorn.error", ""):
+        logging.getLogger(name).addFilter(RedactSecrets())
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from gateway.redisconn import connect
+    from gateway.worker import run_burst, run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    connection = connect(settings.redis_url)
+    if args.burst:
+        moved = run_burst(engine, connection)
+        print(f"worker: {moved} outbox messages dispatched")
+        return 0
+    run_forever(engine, connection)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Gateway and worker together: what `make run` starts on the embedded default."""
+    from gateway.redisconn import connect
+
+    settings = load_settings(host=args.host, port=args.port)
+    connect(settings.redis_url).ping()  # start the embedded Redis before the worker joins it
+    worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"])
+    print(f"Ventanilla on http://{args.host}:{args.port}/  (simulator: /simulator)", flush=True)
+    try:
+        return cmd_serve(args)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _session() -> Session:
+    return Session(make_engine(database_url()))
+
+
+def cmd_operator_add(args: argparse.Namespace) -> int:
+    config = load_config()
+    phone = None
+    if args.phone:
+        try:
+            phone = normalise_phone(args.phone, config.country)
+        except PhoneError as exc:
+            print(f"error: --phone: {exc}", file=sys.stderr)
+            return 2
+    password: str | None = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            print("error: empty password on standard input", file=sys.stderr)
+            return 2
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat password: "):
+            print("error: passwords differ", file=sys.stderr)
+            return 2
+    with _session() as session, session.begin():
+        try:
+            create_operator(
+                session,
+                args.user,
+                args.role,
+                args.department or [],
+                config.departments.keys(),
+                phone=phone,
+                password=password,
+            )
+        except OperatorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    kind = "with a password" if password else "token-only (no password)"
+    print(f"operator {args.user} created ({args.role}, {kind})")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    with _session() as session, session.begin():
+        try:
+            token = create_token(session, args.user)
+        except OperatorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"API token for {args.user}: {token}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ventanilla", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
+    for name, func, text in (
+        ("serve", cmd_serve, "run the HTTP gateway"),
+        ("run", cmd_run, "run the gateway and a worker together"),
+    ):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--host", default="127.0.0.1")
+        sp.add_argument("--port", type=int, default=8000)
+        sp.set_defaults(func=func)
+    wp = sub.add_parser("worker", help="run the background worker")
+    wp.add_argument("--burst", action="store_true", help="do what is due now, then exit")
+    wp.set_defaults(func=cmd_worker)
+    op = sub.add_parser("operator", help="manage operators")
+    op_sub = op.add_subparsers(dest="operator_command", required=True)
+    add = op_sub.add_parser("add", help="create an operator")
+    add.add_argument("user")
+    add.add_argument("--role", required=True, choices=["operator", "supervisor", "admin"])
+    add.add_argument("--department", action="append", metavar="CODE")
+    add.add_argument("--phone", metavar="E164")
+    add.add_argument("--password-stdin", action="store_true")
+    add.set_defaults(func=cmd_operator_add)
+    tp = sub.add_parser("token", help="manage API tokens")
+    tp_sub = tp.add_subparsers(dest="token_command", required=True)
+    create = tp_sub.add_parser("create", help="print a new API token for an operator")
+    create.add_argument("user")
+    create.set_defaults(func=cmd_token_create)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""rq jobs: importable functions that take outbox ids, never objects."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from sqlalchemy import Engine
+
+from casestore import outbox
+from casestore.db import database_url, make_engine
+from gateway.senders import SendError, SmsSender, sender_from_env
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _engine() -> Engine:
+    return make_engine(database_url())
+
+
+@lru_cache(maxsize=8)
+def _sender(provider: str) -> SmsSender:
+    return sender_from_env(provider, os.environ)
+
+
+def _status_callback(provider: str) -> str | None:
+    base = os.environ.get("VENTANILLA_PUBLIC_URL", "").rstrip("/")
+    if provider == "twilio" and base:
+        return f"{base}/webhooks/twilio/status"
+    return None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def send_messages(message_ids: list[int]) -> dict[str, int]:
+    """Send each outbox row once: claim with a lease, call the provider, record the result."""
+    counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0, "cancelled": 0}
+    engine = _engine()
+    for message_id in message_ids:
+        with engine.begin() as conn:
+            claimed = outbox.claim(conn, message_id, now())
+        if claimed is None:
+            counts["skipped"] += 1
+            continue
+        if claimed.contact_opted_out and claimed.kind != "reply":
+            with engine.begin() as conn:
+                outbox.mark_cancelled(conn, claimed.id, "citizen opted out", now())
+            counts["cancelled"] += 1
+            continue
+        try:
+            sender = _sender(claimed.provider)
+            result = sender.send_sms(
+                claimed.to_address, claimed.body, status_callback=_status_callback(claimed.provider)
+            )
+        except SendError as exc:
+            with engine.begin() as conn:
+                state = outbox.mark_failed(
+                    conn,
+                    claimed.id,
+                    reason=exc.reason,
+                    code=exc.code,
+                    retryable=exc.retryable,
+                    attempts=claimed.attempts,
+                    now=now(),
+                    opted_out=exc.opted_out,
+                )
+            counts["retry" if state == "pending" else "failed"] += 1
+            log.warning("outbox %s: %s (%s)", claimed.id, exc.reason, state)
+            continue
+        except ValueError as exc:  # provider not configured: nothing can be sent
+            with engine.begin() as conn:
+                outbox.mark_failed(
+                    conn,
+                    claimed.id,
+                    reason=str(exc),
+                    code=None,
+                    retryable=True,
+                    attempts=claimed.attempts,
+                    now=now(),
+                )
+            counts["retry"] += 1
+            log.error("outbox %s: %s", claimed.id, exc)
+            continue
+        with engine.begin() as conn:
+            outbox.mark_sent(conn, claimed.id, result.provider_ref, result.status, now())
+        counts["sent"] += 1
+    return counts

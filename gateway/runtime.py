@@ -1,0 +1,54 @@
+"""What one gateway process holds: settings, config, the engine, the intake writer, Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from casestore.config import Config
+from casestore.db import is_sqlite, make_engine
+from casestore.inbound import IntakeResult
+from casestore.intake import IntakeRequest, process_sms
+from casestore.writer import GroupCommitWriter
+from gateway.redisconn import connect
+from gateway.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    intake: GroupCommitWriter[IntakeRequest, IntakeResult]
+    _redis: redis.Redis | None = field(default=None)
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = connect(self.settings.redis_url)
+        return self._redis
+
+    def close(self) -> None:
+        self.intake.stop()
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings, config: Config) -> Runtime:
+    engine = make_engine(settings.database_url)
+    writer: GroupCommitWriter[IntakeRequest, IntakeResult] = GroupCommitWriter(
+        engine,
+        lambda conn, request: process_sms(conn, request, config),
+        # SQLite has one writer at a time anyway; PostgreSQL overlaps round trips.
+        threads=1 if is_sqlite(engine) else 4,
+    )
+    return Runtime(
+        settings=settings,
+        config=config,
+        engine=engine,
+        sessions=sessionmaker(engine, expire_on_commit=False),
+        intake=writer,
+    )

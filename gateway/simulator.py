@@ -1,0 +1,115 @@
+"""A phone in the browser: text the gateway as a citizen through the real intake path."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from casestore.inbound import Inbound
+from casestore.intake import IntakeRequest
+from casestore.models import Contact, Interaction, OutboundMessage
+from gateway.forms import BadRequest, read_form
+from gateway.runtime import Runtime
+from sms.conversation import classify_sms
+from sms.phone import PhoneError, contact_key, normalise_phone
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+DEFAULT_PHONE = "+54 9 11 5555 0001"
+PROVIDER = "simulator"
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def conversation(rt: Runtime, phone: str) -> list[dict[str, Any]]:
+    """Every message to and from this phone, oldest first, with outbox delivery state."""
+    tz = rt.config.timezone
+    with rt.sessions() as session:
+        contact_id = session.scalar(select(Contact.id).where(Contact.phone == contact_key(phone)))
+        if contact_id is None:
+            return []
+        rows = session.execute(
+            select(Interaction, OutboundMessage.status)
+            .outerjoin(OutboundMessage, OutboundMessage.interaction_id == Interaction.id)
+            .where(Interaction.contact_id == contact_id)
+            .order_by(Interaction.id)
+        ).all()
+    return [
+        {
+            "direction": i.direction,
+            "text": i.text,
+            "at": i.created_at.astimezone(tz).strftime("%d/%m %H:%M:%S"),
+            "status": status,
+        }
+        for i, status in rows
+    ]
+
+
+async def page(request: Request, *, phone: str, error: str | None = None) -> Response:
+    rt = _runtime(request)
+    messages: list[dict[str, Any]] = []
+    if phone and error is None:
+        try:
+            messages = await run_in_threadpool(
+                conversation, rt, normalise_phone(phone, rt.config.country)
+            )
+        except PhoneError as exc:
+            error = str(exc)
+    return templates.TemplateResponse(
+        request,
+        "simulator.html",
+        {"phone": phone, "messages": messages, "error": error, "lang": "es"},
+        status_code=400 if error else 200,
+    )
+
+
+async def simulator(request: Request) -> Response:
+    rt = _runtime(request)
+    if not rt.settings.simulator_enabled:
+        return PlainTextResponse("the simulator is off (VENTANILLA_SIMULATOR=1 turns it on)", 404)
+    if request.method == "GET":
+        return await page(request, phone=request.query_params.get("phone", DEFAULT_PHONE))
+    try:
+        form = await read_form(request)
+    except BadRequest as exc:
+        return PlainTextResponse(exc.reason, exc.status)
+    raw_phone = form.get("phone", "").strip()
+    text = form.get("text", "")
+    try:
+        phone = normalise_phone(raw_phone, rt.config.country)
+    except PhoneError:
+        return await page(request, phone=raw_phone, error="Número de teléfono no válido.")
+    if not text.strip():
+        return await page(request, phone=raw_phone, error="Escriba un mensaje.")
+    inbound = Inbound(
+        provider=PROVIDER,
+        provider_ref=uuid.uuid4().hex,
+        channel="sms",
+        sender=phone,
+        recipient="simulator",
+        text=text[:1600],
+        received_at=datetime.now(UTC),
+        phone=phone,
+    )
+    plan = classify_sms(inbound.text, rt.config)
+    try:
+        await rt.intake.submit(IntakeRequest(inbound, plan, reply_inline=True))
+    except Exception:
+        return PlainTextResponse("could not store the message; try again", 503)
+    # Post/redirect/get: reloading the page does not send the message again.
+    return RedirectResponse(f"/simulator?phone={quote(raw_phone)}", status_code=303)
+
+
+routes = [Route("/simulator", simulator, methods=["GET", "POST"])]

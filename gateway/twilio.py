@@ -1,0 +1,114 @@
+"""Twilio adapter: signed webhooks in, TwiML out, delivery statuses through a table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from casestore.inbound import Inbound, StatusUpdate
+from gateway.forms import BadRequest, require
+from sms.phone import PhoneError, is_phone_address, normalise_phone
+
+PROVIDER = "twilio"
+WHATSAPP_PREFIX = "whatsapp:"
+
+# Twilio MessageStatus -> our outbox status. "receiving"/"received" belong to inbound messages.
+STATUS_MAP: Mapping[str, str] = {
+    "accepted": "sent",
+    "scheduled": "sent",
+    "queued": "sent",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "canceled": "cancelled",
+}
+OPTED_OUT_CODES = frozenset({"21610"})
+
+
+def verify_signature(
+    auth_token: str | None, url: str, form: Mapping[str, str], signature: str | None
+) -> None:
+    """403 unless X-Twilio-Signature matches the public URL and every received field."""
+    if not auth_token:
+        raise BadRequest("Twilio webhooks are disabled: TWILIO_AUTH_TOKEN is not set", 403)
+    if not signature or not RequestValidator(auth_token).validate(url, dict(form), signature):
+        raise BadRequest("invalid X-Twilio-Signature", 403)
+
+
+def _address(raw: str, field: str, country: str) -> tuple[str, str | None]:
+    """(address without channel prefix, E.164 phone or None for non-phone senders)."""
+    address = raw.strip()
+    if address.lower().startswith(WHATSAPP_PREFIX):
+        address = address[len(WHATSAPP_PREFIX) :]
+    if not is_phone_address(address):
+        if address.startswith("+"):
+            raise BadRequest(f"unparseable phone number in {field}")
+        return address, None
+    try:
+        return address, normalise_phone(address, country)
+    except PhoneError as exc:
+        raise BadRequest(f"unparseable phone number in {field}") from exc
+
+
+def parse_sms(form: Mapping[str, str], received_at: datetime, country: str) -> Inbound:
+    """A Twilio inbound SMS or WhatsApp form as an Inbound."""
+    sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid") or ""
+    if not sid.strip():
+        raise BadRequest("missing field: MessageSid")
+    require(dict(form), "From", "To")
+    channel = "whatsapp" if form["From"].lower().startswith(WHATSAPP_PREFIX) else "sms"
+    sender, phone = _address(form["From"], "From", country)
+    recipient = form["To"].strip()
+    if recipient.lower().startswith(WHATSAPP_PREFIX):
+        recipient = recipient[len(WHATSAPP_PREFIX) :]
+    media: list[str] = []
+    num_media = form.get("NumMedia", "0") or "0"
+    if not num_media.isdigit():
+        raise BadRequest("NumMedia must be a number")
+    for i in range(min(int(num_media), 10)):
+        url = form.get(f"MediaUrl{i}")
+        if url:
+            media.append(url)
+    return Inbound(
+        provider=PROVIDER,
+        provider_ref=sid.strip(),
+        channel=channel,
+        sender=sender,
+        recipient=recipient,
+        text=form.get("Body", ""),
+        received_at=received_at,
+        phone=phone,
+        media_urls=tuple(media),
+    )
+
+
+def parse_status(form: Mapping[str, str]) -> StatusUpdate:
+    """A Twilio message status callback as a StatusUpdate."""
+    require(dict(form), "MessageSid", "MessageStatus")
+    raw = form["MessageStatus"].strip().lower()
+    if raw not in STATUS_MAP:
+        raise BadRequest(f"unknown MessageStatus {raw!r}; expected one of {', '.join(STATUS_MAP)}")
+    code = (form.get("ErrorCode") or "").strip() or None
+    return StatusUpdate(
+        provider=PROVIDER,
+        provider_ref=form["MessageSid"].strip(),
+        status=STATUS_MAP[raw],
+        provider_status=raw,
+        error_code=code,
+        error=form.get("ErrorMessage") or None,
+        opted_out=code in OPTED_OUT_CODES,
+    )
+
+
+def render_sms_reply(text: str | None) -> str:
+    """TwiML answering an inbound message; an empty <Response/> sends nothing."""
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return str(response)

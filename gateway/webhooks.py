@@ -1,0 +1,135 @@
+"""Provider webhook routes: read, verify, parse, store, answer. Nothing else happens here."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from casestore import outbox
+from casestore.inbound import Inbound, IntakeResult, StatusUpdate
+from casestore.intake import IntakeRequest
+from gateway import africastalking, twilio
+from gateway.forms import BadRequest, read_form
+from gateway.runtime import Runtime
+from sms.conversation import classify_sms
+
+log = logging.getLogger(__name__)
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def public_url(request: Request) -> str:
+    """The URL the provider called, rebuilt from the configured public base (proxies)."""
+    url = runtime(request).settings.public_url + request.url.path
+    return f"{url}?{request.url.query}" if request.url.query else url
+
+
+def refuse(exc: BadRequest) -> Response:
+    return PlainTextResponse(exc.reason, status_code=exc.status)
+
+
+def unavailable() -> Response:
+    return PlainTextResponse("temporarily unable to store the message; retry", status_code=503)
+
+
+async def store(request: Request, inbound: Inbound, reply_inline: bool) -> IntakeResult | None:
+    rt = runtime(request)
+    plan = classify_sms(inbound.text, rt.config)
+    try:
+        return await rt.intake.submit(IntakeRequest(inbound, plan, reply_inline))
+    except Exception as exc:  # any failure to store: the provider must retry
+        log.error("intake failed for %s message: %s", inbound.provider, type(exc).__name__)
+        return None
+
+
+async def twilio_sms(request: Request) -> Response:
+    rt = runtime(request)
+    try:
+        form = await read_form(request)
+        twilio.verify_signature(
+            rt.settings.twilio_auth_token,
+            public_url(request),
+            form,
+            request.headers.get("x-twilio-signature"),
+        )
+        inbound = twilio.parse_sms(form, datetime.now(UTC), rt.config.country)
+    except BadRequest as exc:
+        return refuse(exc)
+    result = await store(request, inbound, reply_inline=True)
+    if result is None:
+        return unavailable()
+    return Response(twilio.render_sms_reply(result.reply), media_type="application/xml")
+
+
+async def _apply_status(request: Request, update: StatusUpdate) -> Response:
+    rt = runtime(request)
+
+    def work() -> bool:
+        with rt.engine.begin() as conn:
+            return outbox.apply_status(conn, update, datetime.now(UTC))
+
+    try:
+        known = await run_in_threadpool(work)
+    except Exception as exc:
+        log.error("status update failed: %s", type(exc).__name__)
+        return unavailable()
+    if not known:
+        return PlainTextResponse("unknown message id", status_code=404)
+    return PlainTextResponse("ok")
+
+
+async def twilio_status(request: Request) -> Response:
+    rt = runtime(request)
+    try:
+        form = await read_form(request)
+        twilio.verify_signature(
+            rt.settings.twilio_auth_token,
+            public_url(request),
+            form,
+            request.headers.get("x-twilio-signature"),
+        )
+        update = twilio.parse_status(form)
+    except BadRequest as exc:
+        return refuse(exc)
+    return await _apply_status(request, update)
+
+
+async def at_sms(request: Request) -> Response:
+    rt = runtime(request)
+    try:
+        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        form = await read_form(request)
+        inbound = africastalking.parse_sms(form, datetime.now(UTC), rt.config.country)
+    except BadRequest as exc:
+        return refuse(exc)
+    result = await store(request, inbound, reply_inline=False)
+    if result is None:
+        return unavailable()
+    return PlainTextResponse("ok")
+
+
+async def at_delivery(request: Request) -> Response:
+    rt = runtime(request)
+    try:
+        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        form = await read_form(request)
+        update = africastalking.parse_delivery(form)
+    except BadRequest as exc:
+        return refuse(exc)
+    return await _apply_status(request, update)
+
+
+routes = [
+    Route("/webhooks/twilio/sms", twilio_sms, methods=["POST"]),
+    Route("/webhooks/twilio/status", twilio_status, methods=["POST"]),
+    Route("/webhooks/africastalking/sms", at_sms, methods=["POST"]),
+    Route("/webhooks/africastalking/delivery", at_delivery, methods=["POST"]),
+]

@@ -1,0 +1,168 @@
+"""SMS conversation rules as pure functions: what to do with a text and what to answer."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from casestore.config import Config
+from casestore.tracking import ParsedTracking, format_tracking, parse_tracking
+from sms.keywords import find_phrases, match_keyword
+from sms.segments import to_gsm7
+
+
+class Action(enum.StrEnum):
+    NEW_CASE = "new_case"
+    JOIN_CASE = "join_case"
+    STATUS = "status"
+    STOP = "stop"
+    START = "start"
+    HELP = "help"
+    RECORD_ONLY = "record_only"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the text itself asks for, before looking at the citizen's history."""
+
+    command: str | None
+    language: str | None
+    category: str
+    urgent: bool
+    tracking: ParsedTracking | None = None
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    case_id: int
+    tracking_number: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ContactState:
+    language: str | None
+    opted_out: bool
+    conversation_case: OpenCase | None
+    conversation_at: datetime | None
+    replies_this_hour: int
+    lookups_this_hour: int
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """What a status answer may reveal: no personal data, whoever asks."""
+
+    tracking_number: str
+    status: str
+    department: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    language: str
+    reply_template: str | None
+    category: str | None = None
+    urgent: bool = False
+
+
+OPEN_STATUSES = frozenset({"new", "assigned", "in_progress", "waiting_citizen"})
+
+
+def classify_sms(text: str, config: Config) -> Plan:
+    """Read the text alone: a whole-message keyword, or a request with its category."""
+    match = match_keyword(text, config.sms_keywords)
+    if match is not None:
+        tracking = None
+        if match.command == "status" and match.argument:
+            tracking = parse_tracking(match.argument)
+        return Plan(
+            command=match.command,
+            language=match.language,
+            category=config.triage_category,
+            urgent=False,
+            tracking=tracking,
+        )
+    urgent_hit: tuple[str, str] | None = None
+    normal_hit: tuple[str, str] | None = None
+    for category in config.categories.values():
+        for language, phrases in category.keywords.items():
+            if not phrases or not find_phrases(text, phrases):
+                continue
+            if category.urgent and urgent_hit is None:
+                urgent_hit = (category.code, language)
+            elif not category.urgent and normal_hit is None:
+                normal_hit = (category.code, language)
+    hit = urgent_hit or normal_hit
+    if hit is None:
+        return Plan(command=None, language=None, category=config.triage_category, urgent=False)
+    return Plan(command=None, language=hit[1], category=hit[0], urgent=urgent_hit is not None)
+
+
+def in_window(started: datetime | None, now: datetime, minutes: int) -> bool:
+    return started is not None and now - started < timedelta(minutes=minutes)
+
+
+def decide(plan: Plan, state: ContactState, now: datetime, config: Config) -> Decision:
+    """Combine the plan with the citizen's state (open conversation, caps) into one action."""
+    if plan.command is not None:
+        language = config.language_or_default(plan.language)
+        if plan.command == "status":
+            if state.lookups_this_hour >= config.status_lookups_per_hour:
+                return Decision(Action.STATUS, language, "status_limited")
+            if plan.tracking is None:
+                return Decision(Action.STATUS, language, "status_usage")
+            if plan.tracking.status == "mistyped":
+                return Decision(Action.STATUS, language, "status_mistyped")
+            if plan.tracking.status != "ok":
+                return Decision(Action.STATUS, language, "status_usage")
+            return Decision(Action.STATUS, language, "status")
+        command = Action(plan.command)
+        return Decision(command, language, plan.command)
+    language = config.language_or_default(state.language or plan.language)
+    open_case = state.conversation_case
+    if (
+        open_case is not None
+        and open_case.status in OPEN_STATUSES
+        and in_window(state.conversation_at, now, config.conversation_window_minutes)
+        and not plan.urgent
+    ):
+        return Decision(Action.JOIN_CASE, language, "joined")
+    template = "urgent" if plan.urgent else "receipt"
+    return Decision(Action.NEW_CASE, language, template, plan.category, plan.urgent)
+
+
+def may_reply(decision: Decision, state: ContactState, config: Config) -> bool:
+    """Automatic replies are capped per number and hour; urgent answers always go."""
+    if decision.reply_template is None:
+        return False
+    if decision.urgent or decision.action in (Action.STOP, Action.START):
+        return True
+    return state.replies_this_hour < config.auto_replies_per_hour
+
+
+def render_reply(
+    config: Config,
+    template: str,
+    language: str,
+    *,
+    tracking: str | None = None,
+    case: CaseSummary | None = None,
+) -> str:
+    """Fill a template and keep it in GSM-7 (names with accents are transliterated)."""
+    status = department = ""
+    if case is not None:
+        tracking = case.tracking_number
+        status = config.status_name(case.status, language)
+        dept = config.departments.get(case.department)
+        department = dept.label(language) if dept else case.department
+    text = config.template(template, language).format(
+        signature=config.signature,
+        tracking=format_tracking(tracking) if tracking else "",
+        status=status,
+        department=department,
+        emergency=config.emergency_lines.get(language, ""),
+    )
+    return to_gsm7(text)

@@ -1,0 +1,179 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, real Redis, a fake provider server.
+
+Every test that takes `db_url` runs twice, on SQLite and on PostgreSQL. No request may leave
+the machine: a guard fails any connection to a non-loopback address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from starlette.testclient import TestClient
+
+from casestore.config import Config, load_config
+from casestore.db import make_engine
+from casestore.migrations import upgrade
+from casestore.models import Base
+from gateway.app import create_app
+from gateway.settings import Settings, load_settings
+from tests.fakeprovider import FakeProvider
+from tests.settings import POSTGRES_ADMIN_URL, REDIS_URL
+
+TWILIO_TOKEN = "test-twilio-auth-token"
+TWILIO_SID = "AC" + "0" * 32
+AT_TOKEN = "test-at-webhook-token"
+AT_KEY = "test-at-api-key"
+PUBLIC_URL = "https://ventanilla.example.test"
+
+# ---------------------------------------------------------------- network guard
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _allowed(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # unix socket (embedded Redis, PostgreSQL socket)
+        return True
+    host = address[0]
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    if not _allowed(address):
+        raise AssertionError(f"test tried to reach {address!r}: only 127.0.0.1 is allowed")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+    if not _allowed(address):
+        raise AssertionError(f"test tried to reach {address!r}: only 127.0.0.1 is allowed")
+    return _real_connect_ex(self, address)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- databases
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database of this run's own, migrated once, dropped at the end."""
+    name = f"ventanilla_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name, drivername="postgresql+psycopg")
+    rendered = url.render_as_string(hide_password=False)
+    upgrade(rendered)
+    yield rendered
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_pg(url: str) -> None:
+    engine = make_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated database: SQLite file or the run's PostgreSQL database, emptied."""
+    if request.param == "sqlite":
+        path = tmp_path / "ventanilla.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_database")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "ventanilla.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+# ---------------------------------------------------------------- redis, provider
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[FakeProvider]:
+    with FakeProvider(
+        twilio_account_sid=TWILIO_SID,
+        twilio_auth_token=TWILIO_TOKEN,
+        at_username="ventanilla-test",
+        at_api_key=AT_KEY,
+    ) as provider:
+        yield provider
+
+
+# ---------------------------------------------------------------- app
+def app_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment a test gateway runs with (never the developer's own variables)."""
+    env = {
+        "VENTANILLA_DATABASE_URL": db_url,
+        "VENTANILLA_REDIS_URL": redis_url,
+        "VENTANILLA_PUBLIC_URL": PUBLIC_URL,
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM_NUMBER": "+5491155550000",
+        "VENTANILLA_AT_WEBHOOK_TOKEN": AT_TOKEN,
+        "AT_USERNAME": "ventanilla-test",
+        "AT_API_KEY": AT_KEY,
+        "AT_SENDER_ID": "DesSocial",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def config() -> Config:
+    return load_config(env={})
+
+
+@pytest.fixture
+def settings(db_url: str, redis_url: str) -> Settings:
+    return load_settings(app_env(db_url, redis_url))
+
+
+@pytest.fixture
+def client(settings: Settings, config: Config) -> Iterator[TestClient]:
+    """A TestClient on the real app (lifespan run), against `db_url` and the test Redis."""
+    app = create_app(settings, config)
+    with TestClient(app, base_url=PUBLIC_URL) as test_client:
+        yield test_client

@@ -1,0 +1,557 @@
+"""A fake Twilio + Africa's Talking HTTP server for tests and benchmarks (stdlib only).
+
+    with FakeProvider() as fake:
+        sender = TwilioSender(fake.twilio_account_sid, fake.twilio_auth_token, "+5491155550000",
+                              api_base_url=fake.url)
+        sender.send_sms("+5491155550001", "hola")
+        assert fake.messages[0].to == "+5491155550001"
+
+It answers in the providers' real formats (status codes, JSON shapes, Content-Type), checks
+their credentials (Twilio HTTP Basic, AT `apiKey` header + `username`), records every request,
+and can be scripted to fail: `fail_next("twilio", 500, {...})`. One server serves both
+providers and AT's voice host: point TWILIO_API_BASE_URL, AT_API_BASE_URL and
+AT_VOICE_BASE_URL at `.url`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+# Fictional credentials: recognisable in a leak check, useless anywhere else.
+TWILIO_ACCOUNT_SID = "AC" + "fa4e0000000000000000000000000001"
+TWILIO_AUTH_TOKEN = "twilio-secret-token-do-not-log-7f3a"
+AT_USERNAME = "ventanilla-test"
+AT_API_KEY = "atsk_secret-api-key-do-not-log-91c2"
+
+PROVIDERS = ("twilio", "africastalking")
+
+_TWILIO_MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
+_TWILIO_CALLS = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Calls\.json$")
+_AT_NUMBER = re.compile(r"^\+\d{6,15}$")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received, as it arrived."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    form: dict[str, str]
+    query: dict[str, str]
+    provider: str | None  # "twilio", "africastalking", or None for an unknown path
+
+    def header(self, name: str) -> str | None:
+        """A header by case-insensitive name."""
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class FakeMessage:
+    """One SMS (or WhatsApp message) the fake accepted."""
+
+    provider: str
+    to: str
+    body: str
+    from_: str | None
+    ref: str  # the sid / messageId it answered with
+    status_callback: str | None = None
+    date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """One outbound call the fake accepted."""
+
+    provider: str
+    to: str
+    from_: str | None
+    ref: str  # CA… sid / ATVId_… sessionId
+    form: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Scripted:
+    status: int
+    body: dict[str, Any] | list[Any] | str
+    delay: float
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str
+    delay: float = 0.0
+
+
+def _json_reply(status: int, value: object) -> _Reply:
+    # AT's SDK parses a body only when Content-Type is exactly "application/json".
+    return _Reply(status, json.dumps(value).encode(), "application/json")
+
+
+def _text_reply(status: int, text: str) -> _Reply:
+    return _Reply(status, text.encode(), "text/plain; charset=utf-8")
+
+
+def _twilio_error(status: int, code: int, message: str) -> _Reply:
+    return _json_reply(
+        status,
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
+    )
+
+
+def _rfc2822(moment: datetime) -> str:
+    return format_datetime(moment)  # "Thu, 30 Jul 2015 20:12:31 +0000", as Twilio writes it
+
+
+def _parse_after(value: str) -> datetime | None:
+    """Twilio's DateSent filter: a date (YYYY-MM-DD) or the SDK's ISO 8601 datetime."""
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+class FakeProvider:
+    """Twilio and Africa's Talking on 127.0.0.1, in a daemon thread; use it as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        twilio_account_sid: str = TWILIO_ACCOUNT_SID,
+        twilio_auth_token: str = TWILIO_AUTH_TOKEN,
+        at_username: str = AT_USERNAME,
+        at_api_key: str = AT_API_KEY,
+    ) -> None:
+        self.twilio_account_sid = twilio_account_sid
+        self.twilio_auth_token = twilio_auth_token
+        self.at_username = at_username
+        self.at_api_key = at_api_key
+        self.requests: list[RecordedRequest] = []
+        self.messages: list[FakeMessage] = []
+        self.calls: list[FakeCall] = []
+        self._scripted: dict[str, deque[_Scripted]] = {p: deque() for p in PROVIDERS}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeProvider:
+        """Bind 127.0.0.1 on a free port and serve in a daemon thread."""
+        if self._server is not None:
+            return self
+        server = _Server(("127.0.0.1", 0), _make_handler(self))
+        self._server = server
+        self._thread = threading.Thread(
+            # A short poll interval: shutdown() waits for it, once per test.
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="fake-provider",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. "http://127.0.0.1:PORT" (no trailing slash)."""
+        if self._server is None:
+            raise RuntimeError("FakeProvider is not running; use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        provider: str,
+        status: int,
+        body: dict[str, Any] | list[Any] | str,
+        times: int = 1,
+        *,
+        delay: float = 0.0,
+    ) -> None:
+        """Answer the next `times` authenticated requests to `provider` with `status` + `body`.
+
+        A dict or list is sent as JSON, a str as text/plain. The request is still recorded, but
+        nothing is added to `.messages`. `delay` (seconds) holds the answer back, to test
+        timeouts. Any status may be scripted, so a 201 with failing recipients works too.
+        """
+        if provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
+        with self._lock:
+            for _ in range(times):
+                self._scripted[provider].append(_Scripted(status, body, delay))
+
+    def reset(self) -> None:
+        """Forget recorded requests, messages, calls and scripted answers."""
+        with self._lock:
+            self.requests.clear()
+            self.messages.clear()
+            self.calls.clear()
+            for queue in self._scripted.values():
+                queue.clear()
+
+    # -- request handling (runs in server threads) -----------------------------------------
+
+    def _handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Reply:
+        parts = urlsplit(raw_path)
+        path = parts.path
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        form: dict[str, str] = {}
+        content_type = _lookup(headers, "content-type") or ""
+        if body and content_type.startswith("application/x-www-form-urlencoded"):
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        provider = _provider_for(path)
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, headers, form, query, provider))
+
+        if provider == "twilio":
+            denied = self._twilio_auth(path, headers)
+            if denied is not None:
+                return denied
+            scripted = self._pop_script("twilio")
+            return scripted or self._twilio(method, path, form, query)
+        if provider == "africastalking":
+            denied = self._at_auth(headers, form, query)
+            if denied is not None:
+                return denied
+            scripted = self._pop_script("africastalking")
+            return scripted or self._at(method, path, form)
+        return _text_reply(404, "Not Found")
+
+    def _pop_script(self, provider: str) -> _Reply | None:
+        with self._lock:
+            if not self._scripted[provider]:
+                return None
+            script = self._scripted[provider].popleft()
+        if isinstance(script.body, str):
+            reply = _text_reply(script.status, script.body)
+        else:
+            reply = _json_reply(script.status, script.body)
+        reply.delay = script.delay
+        return reply
+
+    # Twilio -------------------------------------------------------------------------------
+
+    def _twilio_auth(self, path: str, headers: dict[str, str]) -> _Reply | None:
+        expected = f"{self.twilio_account_sid}:{self.twilio_auth_token}".encode()
+        header = _lookup(headers, "authorization") or ""
+        supplied = b""
+        if header.startswith("Basic "):
+            try:
+                supplied = base64.b64decode(header[6:], validate=True)
+            except ValueError:
+                supplied = b""
+        match = _TWILIO_MESSAGES.match(path) or _TWILIO_CALLS.match(path)
+        path_sid = match.group("sid") if match else self.twilio_account_sid
+        if not secrets.compare_digest(supplied, expected) or path_sid != self.twilio_account_sid:
+            return _twilio_error(401, 20003, "Authenticate")
+        return None
+
+    def _twilio(
+        self, method: str, path: str, form: dict[str, str], query: dict[str, str]
+    ) -> _Reply:
+        if _TWILIO_MESSAGES.match(path):
+            if method == "POST":
+                return self._twilio_create_message(form)
+            if method == "GET":
+                return self._twilio_list_messages(path, query)
+            return _twilio_error(405, 20004, "Method not allowed")
+        if _TWILIO_CALLS.match(path) and method == "POST":
+            return self._twilio_create_call(form)
+        return _twilio_error(404, 20404, f"The requested resource {path} was not found")
+
+    def _twilio_create_message(self, form: dict[str, str]) -> _Reply:
+        to, sender, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
+        if not to:
+            return _twilio_error(400, 21604, "A 'To' phone number is required.")
+        if not sender and not form.get("MessagingServiceSid"):
+            return _twilio_error(400, 21603, "A 'From' phone number is required.")
+        if not body and not form.get("MediaUrl"):
+            return _twilio_error(400, 21602, "Message body is required.")
+        message = FakeMessage(
+            provider="twilio",
+            to=to,
+            body=body,
+            from_=sender or None,
+            ref="SM" + secrets.token_hex(16),
+            status_callback=form.get("StatusCallback"),
+        )
+        with self._lock:
+            self.messages.append(message)
+        return _json_reply(201, self._twilio_message_json(message))
+
+    def _twilio_message_json(self, message: FakeMessage) -> dict[str, Any]:
+        sid, account = message.ref, self.twilio_account_sid
+        created = _rfc2822(message.date_created)
+        uri = f"/2010-04-01/Accounts/{account}/Messages/{sid}.json"
+        return {
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "body": message.body,
+            "date_created": created,
+            "date_sent": created,  # the fake "sends" at once, so DateSent filters find it
+            "date_updated": created,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": message.from_,
+            "messaging_service_sid": None,
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": "queued",
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+            "to": message.to,
+            "uri": uri,
+        }
+
+    def _twilio_list_messages(self, path: str, query: dict[str, str]) -> _Reply:
+        # `DateSent>=2024-05-01` in a query string parses as key "DateSent>" (on or after).
+        after = _parse_after(query.get("DateSent>", "")) if query.get("DateSent>") else None
+        with self._lock:
+            found = [
+                m
+                for m in self.messages
+                if m.provider == "twilio"
+                and ("To" not in query or m.to == query["To"])
+                and ("From" not in query or m.from_ == query["From"])
+                and (after is None or m.date_created >= after)
+            ]
+        found.sort(key=lambda m: m.date_created, reverse=True)  # Twilio lists newest first
+        page_size = int(query.get("PageSize", "50") or 50)
+        items = [self._twilio_message_json(m) for m in found[:page_size]]
+        return _json_reply(
+            200,
+            {
+                "messages": items,
+                "end": max(len(items) - 1, 0),
+                "first_page_uri": f"{path}?PageSize={page_size}&Page=0",
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": page_size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": f"{path}?PageSize={page_size}&Page=0",
+            },
+        )
+
+    def _twilio_create_call(self, form: dict[str, str]) -> _Reply:
+        to, sender = form.get("To", ""), form.get("From", "")
+        if not to:
+            return _twilio_error(400, 21201, "No 'To' number is specified")
+        if not sender:
+            return _twilio_error(400, 21213, "No 'From' number is specified")
+        if not (form.get("Url") or form.get("Twiml") or form.get("ApplicationSid")):
+            return _twilio_error(400, 21205, "Url parameter is required.")
+        call = FakeCall("twilio", to, sender, "CA" + secrets.token_hex(16), form)
+        with self._lock:
+            self.calls.append(call)
+        created = _rfc2822(datetime.now(UTC))
+        account = self.twilio_account_sid
+        return _json_reply(
+            201,
+            {
+                "account_sid": account,
+                "api_version": "2010-04-01",
+                "date_created": created,
+                "date_updated": created,
+                "direction": "outbound-api",
+                "from": sender,
+                "from_formatted": sender,
+                "sid": call.ref,
+                "status": "queued",
+                "to": to,
+                "to_formatted": to,
+                "uri": f"/2010-04-01/Accounts/{account}/Calls/{call.ref}.json",
+            },
+        )
+
+    # Africa's Talking ----------------------------------------------------------------------
+
+    def _at_auth(
+        self, headers: dict[str, str], form: dict[str, str], query: dict[str, str]
+    ) -> _Reply | None:
+        key = _lookup(headers, "apikey") or ""
+        username = form.get("username", query.get("username", ""))
+        if not secrets.compare_digest(key.encode(), self.at_api_key.encode()) or (
+            username != self.at_username
+        ):
+            return _text_reply(401, "The supplied authentication is invalid")
+        return None
+
+    def _at(self, method: str, path: str, form: dict[str, str]) -> _Reply:
+        if path == "/version1/messaging" and method == "POST":
+            return self._at_send_sms(form)
+        if path == "/call" and method == "POST":
+            return self._at_call(form)
+        return _text_reply(404, "Not Found")
+
+    def _at_send_sms(self, form: dict[str, str]) -> _Reply:
+        for required in ("to", "message"):
+            if not form.get(required):
+                return _text_reply(400, f"Request is missing required form field '{required}'")
+        numbers = [n.strip() for n in form["to"].split(",") if n.strip()]
+        recipients: list[dict[str, Any]] = []
+        accepted = []
+        for number in numbers:
+            if _AT_NUMBER.match(number):
+                message = FakeMessage(
+                    provider="africastalking",
+                    to=number,
+                    body=form["message"],
+                    from_=form.get("from"),
+                    ref="ATXid_" + secrets.token_hex(16),
+                )
+                accepted.append(message)
+                recipients.append(
+                    {
+                        "statusCode": 101,
+                        "number": number,
+                        "status": "Success",
+                        "cost": "KES 0.8000",
+                        "messageId": message.ref,
+                    }
+                )
+            else:
+                recipients.append(
+                    {
+                        "statusCode": 403,
+                        "number": number,
+                        "status": "InvalidPhoneNumber",
+                        "cost": "0",
+                        "messageId": "None",
+                    }
+                )
+        with self._lock:
+            self.messages.extend(accepted)
+        total = f"KES {0.8 * len(accepted):.4f}" if accepted else "0"
+        return _json_reply(
+            201,
+            {
+                "SMSMessageData": {
+                    "Message": f"Sent to {len(accepted)}/{len(numbers)} Total Cost: {total}",
+                    "Recipients": recipients,
+                }
+            },
+        )
+
+    def _at_call(self, form: dict[str, str]) -> _Reply:
+        if not form.get("from") or not form.get("to"):
+            return _json_reply(200, {"entries": [], "errorMessage": "Missing from or to"})
+        entries = []
+        for number in (n.strip() for n in form["to"].split(",") if n.strip()):
+            call = FakeCall(
+                "africastalking", number, form["from"], "ATVId_" + secrets.token_hex(16), form
+            )
+            with self._lock:
+                self.calls.append(call)
+            entries.append({"phoneNumber": number, "status": "Queued", "sessionId": call.ref})
+        return _json_reply(200, {"entries": entries, "errorMessage": "None"})
+
+
+def _provider_for(path: str) -> str | None:
+    if path.startswith("/2010-04-01/"):
+        return "twilio"
+    if path.startswith("/version1/") or path == "/call":
+        return "africastalking"
+    return None
+
+
+def _lookup(headers: dict[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (timeout tests, closed keep-alive sockets) is not an error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        # HTTP/1.1 keep-alive, so benchmarks measure the app and not TCP set-up.
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            reply = fake._handle(self.command, self.path, dict(self.headers.items()), body)
+            if reply.delay:
+                time.sleep(reply.delay)
+            try:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (a timeout test): nothing to answer.
+                self.close_connection = True
+
+        do_GET = _serve
+        do_POST = _serve
+        do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep test output clean; `.requests` has everything
+
+    return Handler
