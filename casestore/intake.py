@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from casestore import tracking
@@ -50,10 +50,59 @@ class IntakeRequest:
     reply_inline: bool
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+def _insert_for(dialect: str, table: Table) -> Any:
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+class Statements:
+    """Statements built once per dialect and executed with parameter dicts: building a
+    statement with literal values costs more than running it, on the path every webhook takes."""
+
+    def __init__(self, dialect: str) -> None:
+        ins = _insert_for(dialect, interactions)
+        self.insert_inbound = ins.on_conflict_do_nothing(
+            index_elements=["provider", "provider_ref"]
+        ).returning(interactions.c.id)
+        upsert = _insert_for(dialect, contacts)
+        self.upsert_contact = upsert.on_conflict_do_update(
+            index_elements=["phone"], set_={"last_inbound_at": upsert.excluded.last_inbound_at}
+        ).returning(*contacts.c)
+        self.insert_case = (
+            _insert_for(dialect, cases)
+            .on_conflict_do_nothing(index_elements=["tracking_number"])
+            .returning(cases.c.id)
+        )
+        self.insert_event = events.insert()
+        self.insert_outbound = interactions.insert().returning(interactions.c.id)
+        self.insert_outbox = outbox.insert()
+        self.case_by_id = select(cases.c.id, cases.c.tracking_number, cases.c.status).where(
+            cases.c.id == bindparam("b_id")
+        )
+        self.case_summary = select(
+            cases.c.tracking_number, cases.c.status, cases.c.department
+        ).where(cases.c.tracking_number == bindparam("b_number"))
+        self.touch_case = (
+            update(cases)
+            .where(cases.c.id == bindparam("b_id"))
+            .values(updated_at=bindparam("b_at"))
+        )
+        self.link_interaction = (
+            update(interactions)
+            .where(interactions.c.id == bindparam("b_id"))
+            .values(case_id=bindparam("b_case"))
+        )
+        self.update_contact = update(contacts).where(contacts.c.id == bindparam("b_id"))
+
+
+_statements: dict[str, Statements] = {}
+
+
+def statements(conn: Connection) -> Statements:
+    dialect = conn.dialect.name
+    found = _statements.get(dialect)
+    if found is None:
+        found = _statements[dialect] = Statements(dialect)
+    return found
 
 
 def _window_count(window: datetime | None, count: int, now: datetime) -> int:
@@ -89,39 +138,36 @@ def _stored_reply(conn: Connection, inbound: Inbound) -> IntakeResult:
 def record_inbound(conn: Connection, inbound: Inbound, contact_id: int | None) -> int | None:
     """Insert the inbound interaction; None when this provider reference was already stored."""
     row = conn.execute(
-        _insert(conn, interactions)
-        .values(
-            contact_id=contact_id,
-            channel=inbound.channel,
-            direction="in",
-            provider=inbound.provider,
-            provider_ref=inbound.provider_ref,
-            address=inbound.sender[:64],
-            text=inbound.text,
-            media_urls=list(inbound.media_urls) or None,
-            automatic=False,
-            created_at=inbound.received_at,
-        )
-        .on_conflict_do_nothing(index_elements=["provider", "provider_ref"])
-        .returning(interactions.c.id)
+        statements(conn).insert_inbound,
+        {
+            "contact_id": contact_id,
+            "channel": inbound.channel,
+            "direction": "in",
+            "provider": inbound.provider,
+            "provider_ref": inbound.provider_ref,
+            "address": inbound.sender[:64],
+            "text": inbound.text,
+            "media_urls": list(inbound.media_urls) or None,
+            "automatic": False,
+            "created_at": inbound.received_at,
+        },
     ).first()
     return None if row is None else int(row[0])
 
 
 def upsert_contact(conn: Connection, phone: str, now: datetime, channel: str) -> Any:
     """Create the contact for this phone or touch it; returns the whole row."""
-    stmt = _insert(conn, contacts).values(
-        phone=phone,
-        preferred_channel=channel,
-        created_at=now,
-        last_inbound_at=now,
-        reply_count=0,
-        lookup_count=0,
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["phone"], set_={"last_inbound_at": stmt.excluded.last_inbound_at}
-    ).returning(*contacts.c)
-    return conn.execute(stmt).one()
+    return conn.execute(
+        statements(conn).upsert_contact,
+        {
+            "phone": phone,
+            "preferred_channel": channel,
+            "created_at": now,
+            "last_inbound_at": now,
+            "reply_count": 0,
+            "lookup_count": 0,
+        },
+    ).one()
 
 
 def open_case(
@@ -143,40 +189,66 @@ def open_case(
     for _ in range(TRACKING_ATTEMPTS):
         number = tracking.generate(length)
         row = conn.execute(
-            _insert(conn, cases)
-            .values(
-                tracking_number=number,
-                contact_id=contact_id,
-                channel=channel,
-                category=category,
-                department=department,
-                status="new",
-                priority="urgent" if urgent else "normal",
-                urgent=urgent,
-                description=description,
-                language=language,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["tracking_number"])
-            .returning(cases.c.id)
+            statements(conn).insert_case,
+            {
+                "tracking_number": number,
+                "contact_id": contact_id,
+                "channel": channel,
+                "category": category,
+                "department": department,
+                "status": "new",
+                "priority": "urgent" if urgent else "normal",
+                "urgent": urgent,
+                "description": description,
+                "language": language,
+                "created_at": now,
+                "updated_at": now,
+            },
         ).first()
         if row is not None:
             case_id = int(row[0])
-            conn.execute(
-                events.insert().values(
-                    case_id=case_id,
-                    kind="created",
-                    at=now,
-                    actor=actor,
-                    text=description,
-                    to_status="new",
-                    interaction_id=interaction_id,
-                    data={"channel": channel, "category": category, "urgent": urgent},
-                )
+            add_event(
+                conn,
+                case_id=case_id,
+                kind="created",
+                at=now,
+                actor=actor,
+                text=description,
+                to_status="new",
+                interaction_id=interaction_id,
+                data={"channel": channel, "category": category, "urgent": urgent},
             )
             return case_id, number
     raise RuntimeError("could not find a free tracking number")  # pragma: no cover
+
+
+def add_event(
+    conn: Connection,
+    *,
+    case_id: int,
+    kind: str,
+    at: datetime,
+    actor: str,
+    text: str = "",
+    to_status: str | None = None,
+    interaction_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append to a case's timeline."""
+    conn.execute(
+        statements(conn).insert_event,
+        {
+            "case_id": case_id,
+            "kind": kind,
+            "at": at,
+            "actor": actor,
+            "text": text,
+            "from_status": None,
+            "to_status": to_status,
+            "interaction_id": interaction_id,
+            "data": data,
+        },
+    )
 
 
 def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> IntakeResult:
@@ -198,9 +270,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     conversation: OpenCase | None = None
     if contact.conversation_case_id is not None and plan.command is None:
         row = conn.execute(
-            select(cases.c.id, cases.c.tracking_number, cases.c.status).where(
-                cases.c.id == contact.conversation_case_id
-            )
+            statements(conn).case_by_id, {"b_id": contact.conversation_case_id}
         ).first()
         if row is not None:
             conversation = OpenCase(row.id, row.tracking_number, row.status)
@@ -240,27 +310,24 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     elif decision.action is Action.JOIN_CASE:
         assert conversation is not None
         case_id, number = conversation.case_id, conversation.tracking_number
-        conn.execute(
-            events.insert().values(
-                case_id=case_id,
-                kind="message_in",
-                at=now,
-                actor="citizen",
-                text=inbound.text,
-                interaction_id=inbound_id,
-                data={"channel": inbound.channel},
-            )
+        add_event(
+            conn,
+            case_id=case_id,
+            kind="message_in",
+            at=now,
+            actor="citizen",
+            text=inbound.text,
+            interaction_id=inbound_id,
+            data={"channel": inbound.channel},
         )
-        conn.execute(update(cases).where(cases.c.id == case_id).values(updated_at=now))
+        conn.execute(statements(conn).touch_case, {"b_id": case_id, "b_at": now})
         contact_changes.update(conversation_at=now)
     elif decision.action is Action.STATUS:
         contact_changes.update(lookup_window=_window_start(contact.lookup_window, now))
         contact_changes.update(lookup_count=lookups + 1)
         if template == "status" and plan.tracking is not None and plan.tracking.digits:
             row = conn.execute(
-                select(cases.c.tracking_number, cases.c.status, cases.c.department).where(
-                    cases.c.tracking_number == plan.tracking.digits
-                )
+                statements(conn).case_summary, {"b_number": plan.tracking.digits}
             ).first()
             if row is None:
                 template = "status_unknown"
@@ -272,9 +339,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
         contact_changes.update(opted_out_at=None, provider_opted_out_at=None)
 
     if case_id is not None:
-        conn.execute(
-            update(interactions).where(interactions.c.id == inbound_id).values(case_id=case_id)
-        )
+        conn.execute(statements(conn).link_interaction, {"b_id": inbound_id, "b_case": case_id})
     if plan.command is not None:
         contact_changes["language"] = decision.language
 
@@ -286,7 +351,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             reply_window=_window_start(contact.reply_window, now), reply_count=replies + 1
         )
     if contact_changes:
-        conn.execute(update(contacts).where(contacts.c.id == contact.id).values(contact_changes))
+        conn.execute(statements(conn).update_contact, {"b_id": contact.id, **contact_changes})
     return IntakeResult(
         duplicate=False,
         reply=reply,
@@ -311,50 +376,54 @@ def _record_reply(
     now: datetime,
 ) -> None:
     inbound = request.inbound
+    sql = statements(conn)
     out_id = conn.execute(
-        interactions.insert()
-        .values(
-            case_id=case_id,
-            contact_id=contact_id,
-            channel=inbound.channel,
-            direction="out",
-            provider=inbound.provider,
-            provider_ref=None,
-            address=inbound.sender[:64],
-            text=reply,
-            reply_to_id=inbound_id,
-            automatic=True,
-            created_at=now,
-        )
-        .returning(interactions.c.id)
+        sql.insert_outbound,
+        {
+            "case_id": case_id,
+            "contact_id": contact_id,
+            "channel": inbound.channel,
+            "direction": "out",
+            "provider": inbound.provider,
+            "provider_ref": None,
+            "address": inbound.sender[:64],
+            "text": reply,
+            "media_urls": None,
+            "reply_to_id": inbound_id,
+            "automatic": True,
+            "created_at": now,
+        },
     ).scalar_one()
     if case_id is not None:
-        conn.execute(
-            events.insert().values(
-                case_id=case_id,
-                kind="message_out",
-                at=now,
-                actor="system",
-                text=reply,
-                interaction_id=out_id,
-                data={"channel": inbound.channel, "automatic": True, "reply": decision.action},
-            )
+        add_event(
+            conn,
+            case_id=case_id,
+            kind="message_out",
+            at=now,
+            actor="system",
+            text=reply,
+            interaction_id=out_id,
+            data={"channel": inbound.channel, "automatic": True, "reply": decision.action.value},
         )
     if not request.reply_inline:
         conn.execute(
-            outbox.insert().values(
-                case_id=case_id,
-                contact_id=contact_id,
-                interaction_id=out_id,
-                kind="reply",
-                channel=inbound.channel,
-                provider=inbound.provider,
-                to_address=inbound.sender,
-                body=reply,
-                status=MessageStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
+            sql.insert_outbox,
+            {
+                "case_id": case_id,
+                "contact_id": contact_id,
+                "interaction_id": out_id,
+                "kind": "reply",
+                "channel": inbound.channel,
+                "provider": inbound.provider,
+                "to_address": inbound.sender,
+                "body": reply,
+                "status": MessageStatus.PENDING.value,
+                "provider_ref": None,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_until": None,
+                "created_at": now,
+                "updated_at": now,
+                "sent_at": None,
+            },
         )

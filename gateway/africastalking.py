@@ -40,11 +40,13 @@ def parse_sms(form: Mapping[str, str], received_at: datetime, country: str) -> I
         raise BadRequest("missing field: text")
     sender = form["from"].strip()
     phone: str | None = None
-    if is_phone_address(sender):
+    if is_phone_address(sender, country):
         try:
             phone = normalise_phone(sender, country)
         except PhoneError as exc:
             raise BadRequest("unparseable phone number in from") from exc
+        # Replies go out through the AT API, which takes E.164 recipients only.
+        sender = phone
     elif sender.startswith("+"):
         raise BadRequest("unparseable phone number in from")
     return Inbound(

@@ -16,14 +16,39 @@ from gateway.senders import SendError, SmsSender, sender_from_env
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
+_opened: list[Engine] = []
+
+
+@lru_cache(maxsize=4)
+def _engine_for(url: str) -> Engine:
+    engine = make_engine(url)
+    _opened.append(engine)
+    return engine
+
+
 def _engine() -> Engine:
-    return make_engine(database_url())
+    return _engine_for(database_url())
 
 
-@lru_cache(maxsize=8)
+def dispose_engines() -> None:
+    """Close the connections this process's jobs opened (tests, and before a fork)."""
+    for engine in _opened:
+        engine.dispose()
+    _opened.clear()
+    _engine_for.cache_clear()
+
+
+@lru_cache(maxsize=16)
+def _sender_for(provider: str, env: tuple[tuple[str, str], ...]) -> SmsSender:
+    return sender_from_env(provider, dict(env))
+
+
 def _sender(provider: str) -> SmsSender:
-    return sender_from_env(provider, os.environ)
+    """The provider's client, rebuilt when its environment changes (one per process)."""
+    relevant = tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith(("TWILIO_", "AT_")))
+    )
+    return _sender_for(provider, relevant)
 
 
 def _status_callback(provider: str) -> str | None:

@@ -42,18 +42,22 @@ def verify_signature(
 
 
 def _address(raw: str, field: str, country: str) -> tuple[str, str | None]:
-    """(address without channel prefix, E.164 phone or None for non-phone senders)."""
+    """(sender without channel prefix, in E.164 when a phone; the phone, or None if not one)."""
     address = raw.strip()
     if address.lower().startswith(WHATSAPP_PREFIX):
-        address = address[len(WHATSAPP_PREFIX) :]
-    if not is_phone_address(address):
+        address = address[len(WHATSAPP_PREFIX) :].strip()
+    if not address:
+        raise BadRequest(f"missing field: {field}")
+    if not is_phone_address(address, country):
         if address.startswith("+"):
             raise BadRequest(f"unparseable phone number in {field}")
         return address, None
     try:
-        return address, normalise_phone(address, country)
+        phone = normalise_phone(address, country)
     except PhoneError as exc:
         raise BadRequest(f"unparseable phone number in {field}") from exc
+    # Replies and the outbox address the sender: keep it in E.164, whatever format came in.
+    return phone, phone
 
 
 def parse_sms(form: Mapping[str, str], received_at: datetime, country: str) -> Inbound:
@@ -69,7 +73,8 @@ def parse_sms(form: Mapping[str, str], received_at: datetime, country: str) -> I
         recipient = recipient[len(WHATSAPP_PREFIX) :]
     media: list[str] = []
     num_media = form.get("NumMedia", "0") or "0"
-    if not num_media.isdigit():
+    # isascii(): str.isdigit() also accepts "²", which int() then refuses (a 500, not a 400).
+    if not (num_media.isascii() and num_media.isdigit()):
         raise BadRequest("NumMedia must be a number")
     for i in range(min(int(num_media), 10)):
         url = form.get(f"MediaUrl{i}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from casestore.config import Config
 from casestore.tracking import ParsedTracking, format_tracking, parse_tracking
-from sms.keywords import find_phrases, match_keyword
+from sms.keywords import fold, match_keyword
 from sms.segments import to_gsm7
 
 
@@ -87,18 +88,38 @@ def classify_sms(text: str, config: Config) -> Plan:
         )
     urgent_hit: tuple[str, str] | None = None
     normal_hit: tuple[str, str] | None = None
-    for category in config.categories.values():
-        for language, phrases in category.keywords.items():
-            if not phrases or not find_phrases(text, phrases):
-                continue
-            if category.urgent and urgent_hit is None:
-                urgent_hit = (category.code, language)
-            elif not category.urgent and normal_hit is None:
-                normal_hit = (category.code, language)
+    folded = fold(text)
+    for code, language, urgent, pattern in _category_patterns(config):
+        if (urgent and urgent_hit) or (not urgent and normal_hit) or not pattern.search(folded):
+            continue
+        if urgent:
+            urgent_hit = (code, language)
+        else:
+            normal_hit = (code, language)
     hit = urgent_hit or normal_hit
     if hit is None:
         return Plan(command=None, language=None, category=config.triage_category, urgent=False)
     return Plan(command=None, language=hit[1], category=hit[0], urgent=urgent_hit is not None)
+
+
+_PATTERNS: dict[int, tuple[Config, list[tuple[str, str, bool, re.Pattern[str]]]]] = {}
+
+
+def _category_patterns(config: Config) -> list[tuple[str, str, bool, re.Pattern[str]]]:
+    """One compiled whole-word pattern per category and language, built once per config."""
+    cached = _PATTERNS.get(id(config))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    patterns = []
+    for category in config.categories.values():
+        for language, phrases in category.keywords.items():
+            words = sorted({fold(p) for p in phrases} - {""}, key=len, reverse=True)
+            if words:
+                alternation = "|".join(re.escape(w) for w in words)
+                pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)")
+                patterns.append((category.code, language, category.urgent, pattern))
+    _PATTERNS[id(config)] = (config, patterns)
+    return patterns
 
 
 def in_window(started: datetime | None, now: datetime, minutes: int) -> bool:
