@@ -40,13 +40,26 @@ def encode_cursor(case: Case) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_MAX_ID = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, _, ident = raw.partition("|")
-        return datetime.fromisoformat(when), int(ident)
+        at, case_id = datetime.fromisoformat(when), int(ident)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadCursor("invalid cursor") from exc
+    # Only cursors this module wrote: an aware time and an id the database can compare,
+    # else a forged one would fail inside the query (500, or 503 on PostgreSQL's bigint).
+    if at.tzinfo is None or not 0 < case_id <= _MAX_ID:
+        raise BadCursor("invalid cursor")
+    return at, case_id
+
+
+def _like_escape(text: str) -> str:
+    """The text as a literal LIKE pattern: % and _ typed by a user are not wildcards."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def list_cases(
@@ -65,7 +78,7 @@ def list_cases(
     if flt.q:
         digits = "".join(ch for ch in flt.q if ch.isdigit())
         text = flt.q.strip()
-        terms = [Case.description.ilike(f"%{text}%")]
+        terms = [Case.description.ilike(f"%{_like_escape(text)}%", escape="\\")]
         if digits and len(digits) == len(text.replace(" ", "").replace("-", "")):
             terms.append(Case.tracking_number.like(f"{digits}%"))
         query = query.where(or_(*terms))
@@ -82,9 +95,19 @@ def list_cases(
 
 
 def get_case(
-    session: Session, tracking_number: str, departments: Collection[str] | None
+    session: Session,
+    tracking_number: str,
+    departments: Collection[str] | None,
+    *,
+    for_update: bool = False,
 ) -> Case | None:
+    """The case if these departments may see it; `for_update` locks its row until commit."""
     query = visible(departments).where(Case.tracking_number == tracking_number)
+    if for_update:
+        # A status change checks the transition against this read: without the lock two
+        # operators could both move a case out of the same status (PostgreSQL; SQLite
+        # transactions already take the write lock at BEGIN).
+        query = query.with_for_update(of=Case)
     return session.scalars(query.options(selectinload(Case.events))).first()
 
 

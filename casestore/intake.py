@@ -13,11 +13,13 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from casestore import tracking
 from casestore.config import Config
 from casestore.inbound import Inbound, IntakeResult
 from casestore.models import Case, CaseEvent, Contact, Interaction, MessageStatus, OutboundMessage
+from casestore.prepared import Prepared, Row
 from sms.conversation import (
     Action,
     CaseSummary,
@@ -58,7 +60,10 @@ class Statements:
     """Statements built once per dialect and executed with parameter dicts: building a
     statement with literal values costs more than running it, on the path every webhook takes."""
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect_obj: Dialect) -> None:
+        dialect = dialect_obj.name
+        self._dialect = dialect_obj
+        self._prepared: dict[tuple[str, tuple[str, ...]], Prepared] = {}
         ins = _insert_for(dialect, interactions)
         self.insert_inbound = ins.on_conflict_do_nothing(
             index_elements=["provider", "provider_ref"]
@@ -93,6 +98,15 @@ class Statements:
         )
         self.update_contact = update(contacts).where(contacts.c.id == bindparam("b_id"))
 
+    def run(self, conn: Connection, name: str, params: dict[str, Any]) -> Row | None:
+        """Execute statement `name` on the DBAPI cursor; its first returned row, if any."""
+        key = (name, tuple(sorted(params)))
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = Prepared(getattr(self, name), self._dialect, params)
+            self._prepared[key] = prepared
+        return prepared.execute(conn, params)
+
 
 _statements: dict[str, Statements] = {}
 
@@ -101,7 +115,7 @@ def statements(conn: Connection) -> Statements:
     dialect = conn.dialect.name
     found = _statements.get(dialect)
     if found is None:
-        found = _statements[dialect] = Statements(dialect)
+        found = _statements[dialect] = Statements(conn.dialect)
     return found
 
 
@@ -137,8 +151,9 @@ def _stored_reply(conn: Connection, inbound: Inbound) -> IntakeResult:
 
 def record_inbound(conn: Connection, inbound: Inbound, contact_id: int | None) -> int | None:
     """Insert the inbound interaction; None when this provider reference was already stored."""
-    row = conn.execute(
-        statements(conn).insert_inbound,
+    row = statements(conn).run(
+        conn,
+        "insert_inbound",
         {
             "contact_id": contact_id,
             "channel": inbound.channel,
@@ -151,14 +166,15 @@ def record_inbound(conn: Connection, inbound: Inbound, contact_id: int | None) -
             "automatic": False,
             "created_at": inbound.received_at,
         },
-    ).first()
-    return None if row is None else int(row[0])
+    )
+    return None if row is None else int(row["id"])
 
 
-def upsert_contact(conn: Connection, phone: str, now: datetime, channel: str) -> Any:
+def upsert_contact(conn: Connection, phone: str, now: datetime, channel: str) -> Row:
     """Create the contact for this phone or touch it; returns the whole row."""
-    return conn.execute(
-        statements(conn).upsert_contact,
+    row = statements(conn).run(
+        conn,
+        "upsert_contact",
         {
             "phone": phone,
             "preferred_channel": channel,
@@ -167,7 +183,9 @@ def upsert_contact(conn: Connection, phone: str, now: datetime, channel: str) ->
             "reply_count": 0,
             "lookup_count": 0,
         },
-    ).one()
+    )
+    assert row is not None
+    return row
 
 
 def open_case(
@@ -188,8 +206,9 @@ def open_case(
     """Insert a case with a fresh random tracking number and its `created` event."""
     for _ in range(TRACKING_ATTEMPTS):
         number = tracking.generate(length)
-        row = conn.execute(
-            statements(conn).insert_case,
+        row = statements(conn).run(
+            conn,
+            "insert_case",
             {
                 "tracking_number": number,
                 "contact_id": contact_id,
@@ -204,9 +223,9 @@ def open_case(
                 "created_at": now,
                 "updated_at": now,
             },
-        ).first()
+        )
         if row is not None:
-            case_id = int(row[0])
+            case_id = int(row["id"])
             add_event(
                 conn,
                 case_id=case_id,
@@ -235,8 +254,9 @@ def add_event(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Append to a case's timeline."""
-    conn.execute(
-        statements(conn).insert_event,
+    statements(conn).run(
+        conn,
+        "insert_event",
         {
             "case_id": case_id,
             "kind": kind,
@@ -269,9 +289,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
 
     conversation: OpenCase | None = None
     if contact.conversation_case_id is not None and plan.command is None:
-        row = conn.execute(
-            statements(conn).case_by_id, {"b_id": contact.conversation_case_id}
-        ).first()
+        row = statements(conn).run(conn, "case_by_id", {"b_id": contact.conversation_case_id})
         if row is not None:
             conversation = OpenCase(row.id, row.tracking_number, row.status)
     replies = _window_count(contact.reply_window, contact.reply_count, now)
@@ -320,15 +338,13 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             interaction_id=inbound_id,
             data={"channel": inbound.channel},
         )
-        conn.execute(statements(conn).touch_case, {"b_id": case_id, "b_at": now})
+        statements(conn).run(conn, "touch_case", {"b_id": case_id, "b_at": now})
         contact_changes.update(conversation_at=now)
     elif decision.action is Action.STATUS:
         contact_changes.update(lookup_window=_window_start(contact.lookup_window, now))
         contact_changes.update(lookup_count=lookups + 1)
         if template == "status" and plan.tracking is not None and plan.tracking.digits:
-            row = conn.execute(
-                statements(conn).case_summary, {"b_number": plan.tracking.digits}
-            ).first()
+            row = statements(conn).run(conn, "case_summary", {"b_number": plan.tracking.digits})
             if row is None:
                 template = "status_unknown"
             else:
@@ -339,7 +355,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
         contact_changes.update(opted_out_at=None, provider_opted_out_at=None)
 
     if case_id is not None:
-        conn.execute(statements(conn).link_interaction, {"b_id": inbound_id, "b_case": case_id})
+        statements(conn).run(conn, "link_interaction", {"b_id": inbound_id, "b_case": case_id})
     if plan.command is not None:
         contact_changes["language"] = decision.language
 
@@ -351,7 +367,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             reply_window=_window_start(contact.reply_window, now), reply_count=replies + 1
         )
     if contact_changes:
-        conn.execute(statements(conn).update_contact, {"b_id": contact.id, **contact_changes})
+        statements(conn).run(conn, "update_contact", {"b_id": contact.id, **contact_changes})
     return IntakeResult(
         duplicate=False,
         reply=reply,
@@ -377,8 +393,9 @@ def _record_reply(
 ) -> None:
     inbound = request.inbound
     sql = statements(conn)
-    out_id = conn.execute(
-        sql.insert_outbound,
+    out_row = sql.run(
+        conn,
+        "insert_outbound",
         {
             "case_id": case_id,
             "contact_id": contact_id,
@@ -393,7 +410,9 @@ def _record_reply(
             "automatic": True,
             "created_at": now,
         },
-    ).scalar_one()
+    )
+    assert out_row is not None
+    out_id = int(out_row["id"])
     if case_id is not None:
         add_event(
             conn,
@@ -406,8 +425,9 @@ def _record_reply(
             data={"channel": inbound.channel, "automatic": True, "reply": decision.action.value},
         )
     if not request.reply_inline:
-        conn.execute(
-            sql.insert_outbox,
+        sql.run(
+            conn,
+            "insert_outbox",
             {
                 "case_id": case_id,
                 "contact_id": contact_id,

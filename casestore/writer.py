@@ -38,7 +38,13 @@ class _Item(Generic[T, R]):
 
 
 class GroupCommitWriter(Generic[T, R]):
-    """Runs `work(conn, payload)` for queued payloads in shared transactions."""
+    """Runs `work(conn, payload)` for queued payloads in shared transactions.
+
+    With `threads=0` the batches run on the event loop itself, one per loop turn: for SQLite,
+    whose statements take microseconds, that beats handing work to a thread that must win the
+    GIL back after every statement. The loop then waits while another process holds SQLite's
+    write lock, which our own processes keep for milliseconds.
+    """
 
     def __init__(
         self,
@@ -57,6 +63,8 @@ class GroupCommitWriter(Generic[T, R]):
             for i in range(threads)
         ]
         self._started = False
+        self._pending: list[_Item[T, R]] = []
+        self._flush_scheduled = False
 
     def start(self) -> None:
         if not self._started:
@@ -74,11 +82,27 @@ class GroupCommitWriter(Generic[T, R]):
 
     async def submit(self, payload: T) -> R:
         """Queue one payload and wait until its transaction committed."""
-        self.start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        self._queue.put(_Item(payload, future, loop))
+        item = _Item(payload, future, loop)
+        if not self._threads:
+            self._pending.append(item)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
+        else:
+            self.start()
+            self._queue.put(item)
         return await future
+
+    def _flush(self) -> None:
+        """On-loop mode: run what arrived during this loop turn as one transaction."""
+        batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._flush_scheduled = False
+        self._process(batch)
 
     def _run(self) -> None:
         while True:

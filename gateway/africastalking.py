@@ -8,7 +8,7 @@ from datetime import datetime
 
 from casestore.inbound import Inbound, StatusUpdate
 from gateway.forms import BadRequest, require
-from sms.phone import PhoneError, is_phone_address, normalise_phone
+from sms.phone import PhoneError, sender_phone
 
 PROVIDER = "africastalking"
 
@@ -39,16 +39,12 @@ def parse_sms(form: Mapping[str, str], received_at: datetime, country: str) -> I
     if "text" not in form:
         raise BadRequest("missing field: text")
     sender = form["from"].strip()
-    phone: str | None = None
-    if is_phone_address(sender, country):
-        try:
-            phone = normalise_phone(sender, country)
-        except PhoneError as exc:
-            raise BadRequest("unparseable phone number in from") from exc
-        # Replies go out through the AT API, which takes E.164 recipients only.
-        sender = phone
-    elif sender.startswith("+"):
-        raise BadRequest("unparseable phone number in from")
+    try:
+        phone = sender_phone(sender, country)
+    except PhoneError as exc:
+        raise BadRequest("unparseable phone number in from") from exc
+    if phone is not None:
+        sender = phone  # replies go out through the AT API, which takes E.164 only
     return Inbound(
         provider=PROVIDER,
         provider_ref=form["id"].strip(),

@@ -168,7 +168,7 @@ def _change_status(request: Request, payload: Any) -> Response:
         operator = _authenticate(session, request)
         if operator is None:
             return error(401, "missing or invalid bearer token", **UNAUTHORIZED)
-        case = get_case(session, number, operator_departments(operator))
+        case = get_case(session, number, operator_departments(operator), for_update=True)
         if case is None:
             return error(404, "no such case")
         if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):

@@ -12,33 +12,36 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from casestore.config import ConfigError, load_config
 from casestore.db import database_url, make_engine
-from casestore.migrations import upgrade
 from casestore.operators import OperatorError, create_operator, create_token
 from gateway.settings import load_settings
 from sms.phone import PhoneError, normalise_phone
 
-_SECRET_QUERY = re.compile(r"(token|api_key)=[^&\s\"]*", re.IGNORECASE)
+# Query strings carry the AT token and, on the API, phone numbers: none of it reaches a log.
+_QUERY = re.compile(r"\?[^\s\"]*")
 
 
 class RedactSecrets(logging.Filter):
-    """Access logs show paths with query strings: never let the AT token reach a log."""
+    """Access logs show paths: drop their query strings (secrets, personal data)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                _SECRET_QUERY.sub(r"\1=[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
+                _QUERY.sub("?[redacted]", a) if isinstance(a, str) else a for a in record.args
             )
         if isinstance(record.msg, str):
-            record.msg = _SECRET_QUERY.sub(r"\1=[redacted]", record.msg)
+            record.msg = _QUERY.sub("?[redacted]", record.msg)
         return True
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
+    # Alembic is imported here only: it is most of the start-up time of the other commands.
+    from casestore.migrations import upgrade
+
     url = database_url()
     upgrade(url)
     print("schema is up to date")
@@ -186,6 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DBAPIError as exc:
+        # One line, not a traceback: the usual causes are a missing migration or a database
+        # that is down, and the driver's first line says which.
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
+        print(
+            f"error: database: {type(exc.orig).__name__}: {reason} "
+            "(is it reachable, and has `ventanilla migrate` been run?)",
+            file=sys.stderr,
+        )
+        return 1
     return code
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from datetime import datetime
+from xml.sax.saxutils import escape as xml_escape
 
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from casestore.inbound import Inbound, StatusUpdate
 from gateway.forms import BadRequest, require
-from sms.phone import PhoneError, is_phone_address, normalise_phone
+from sms.phone import PhoneError, sender_phone
 
 PROVIDER = "twilio"
 WHATSAPP_PREFIX = "whatsapp:"
@@ -31,13 +35,27 @@ STATUS_MAP: Mapping[str, str] = {
 OPTED_OUT_CODES = frozenset({"21610"})
 
 
+def compute_signature(auth_token: str, url: str, form: Mapping[str, str]) -> str:
+    """Twilio's scheme: HMAC-SHA1 over the URL plus every field name and value, sorted."""
+    payload = url + "".join(name + form[name] for name in sorted(form))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
 def verify_signature(
     auth_token: str | None, url: str, form: Mapping[str, str], signature: str | None
 ) -> None:
     """403 unless X-Twilio-Signature matches the public URL and every received field."""
     if not auth_token:
         raise BadRequest("Twilio webhooks are disabled: TWILIO_AUTH_TOKEN is not set", 403)
-    if not signature or not RequestValidator(auth_token).validate(url, dict(form), signature):
+    if not signature:
+        raise BadRequest("invalid X-Twilio-Signature", 403)
+    # The direct HMAC is ~10x cheaper than the SDK's validator on the hot path; the SDK then
+    # settles the remaining cases (URL with and without the default port).
+    expected = compute_signature(auth_token, url, form)
+    if hmac.compare_digest(expected.encode(), signature.encode()):
+        return
+    if not RequestValidator(auth_token).validate(url, dict(form), signature):
         raise BadRequest("invalid X-Twilio-Signature", 403)
 
 
@@ -48,14 +66,12 @@ def _address(raw: str, field: str, country: str) -> tuple[str, str | None]:
         address = address[len(WHATSAPP_PREFIX) :].strip()
     if not address:
         raise BadRequest(f"missing field: {field}")
-    if not is_phone_address(address, country):
-        if address.startswith("+"):
-            raise BadRequest(f"unparseable phone number in {field}")
-        return address, None
     try:
-        phone = normalise_phone(address, country)
+        phone = sender_phone(address, country)
     except PhoneError as exc:
         raise BadRequest(f"unparseable phone number in {field}") from exc
+    if phone is None:
+        return address, None
     # Replies and the outbox address the sender: keep it in E.164, whatever format came in.
     return phone, phone
 
@@ -111,9 +127,14 @@ def parse_status(form: Mapping[str, str]) -> StatusUpdate:
     )
 
 
+EMPTY_RESPONSE = str(MessagingResponse())
+
+
 def render_sms_reply(text: str | None) -> str:
     """TwiML answering an inbound message; an empty <Response/> sends nothing."""
-    response = MessagingResponse()
-    if text:
-        response.message(text)
-    return str(response)
+    if not text:
+        return EMPTY_RESPONSE
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+        f"{xml_escape(text)}</Message></Response>"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
@@ -58,6 +60,7 @@ def _parse(raw: str, default_region: str) -> phonenumbers.PhoneNumber:
     return parsed[0]
 
 
+@lru_cache(maxsize=8192)
 def normalise_phone(raw: str, default_region: str = DEFAULT_REGION) -> str:
     """Return `raw` as E.164; national numbers are read in `default_region`.
 
@@ -70,6 +73,7 @@ def normalise_phone(raw: str, default_region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=8192)
 def contact_key(e164: str) -> str:
     """Return the form of an E.164 number that identifies one contact.
 
@@ -102,6 +106,17 @@ def is_phone_address(raw: str, default_region: str = DEFAULT_REGION) -> bool:
     except PhoneError:
         return False
     return e164 != TWILIO_WITHHELD
+
+
+def sender_phone(raw: str, default_region: str = DEFAULT_REGION) -> str | None:
+    """The E.164 number of a sender that is a phone; None for alphanumeric ids, short codes,
+    withheld ids. Raises PhoneError for an address that looks like a phone (starts with "+")
+    but is not one."""
+    if is_phone_address(raw, default_region):
+        return normalise_phone(raw, default_region)  # cached by is_phone_address's call
+    if _strip_prefix(raw).strip().startswith("+"):
+        raise PhoneError("unparseable phone number")
+    return None
 
 
 def can_receive_sms(e164: str) -> bool:

@@ -66,9 +66,28 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
     return _real_connect_ex(self, address)
 
 
+_real_getaddrinfo = socket.getaddrinfo
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ventanilla.example.test", "testserver"})
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    # Names are refused before any DNS query: api.twilio.com must never even be looked up.
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and name not in LOCAL_NAMES:
+        try:
+            if not ipaddress.ip_address(name).is_loopback:
+                raise AssertionError(f"test tried to reach {name!r}: only 127.0.0.1 is allowed")
+        except ValueError:
+            raise AssertionError(
+                f"test tried to resolve {name!r}: only 127.0.0.1 is allowed"
+            ) from None
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo
 
 
 # ---------------------------------------------------------------- databases

@@ -33,8 +33,11 @@ def stored(engine: Engine) -> list[int]:
         return sorted(r[0] for r in conn.execute(text("SELECT value FROM items")))
 
 
-def test_batch_commits_everything_and_isolates_a_failure(engine: Engine) -> None:
-    writer: GroupCommitWriter[int, int] = GroupCommitWriter(engine, insert, max_batch=64)
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_batch_commits_everything_and_isolates_a_failure(engine: Engine, threads: int) -> None:
+    writer: GroupCommitWriter[int, int] = GroupCommitWriter(
+        engine, insert, threads=threads, max_batch=64
+    )
 
     async def main() -> list[int | BaseException]:
         return await asyncio.gather(
@@ -50,9 +53,10 @@ def test_batch_commits_everything_and_isolates_a_failure(engine: Engine) -> None
     assert stored(engine) == [1, 2, 4, 5]
 
 
-def test_unreachable_database_reports_store_unavailable(tmp_path: object) -> None:
+@pytest.mark.parametrize("threads", [0, 1])
+def test_unreachable_database_reports_store_unavailable(threads: int) -> None:
     engine = make_engine("postgresql://nobody@127.0.0.1:1/none")
-    writer: GroupCommitWriter[int, int] = GroupCommitWriter(engine, insert)
+    writer: GroupCommitWriter[int, int] = GroupCommitWriter(engine, insert, threads=threads)
     try:
         with pytest.raises(StoreUnavailable):
             asyncio.run(writer.submit(1))
