@@ -292,3 +292,53 @@ class AuditEvent(Base):
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CallbackRequest(Base):
+    """A citizen asked to be called back (USSD option 3, a full queue, outside hours, a
+    missed call); it waits in the department's operator queue until someone calls."""
+
+    __tablename__ = "callback_requests"
+    __table_args__ = (Index("ix_callback_requests_status_due", "status", "due_at"),)
+
+    id: Mapped[IntPK]
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    department: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    language: Mapped[str | None] = mapped_column(String(8))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_at: Mapped[Timestamp]
+    due_at: Mapped[Timestamp]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[OptTimestamp]
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+
+class OutboundCall(Base):
+    """A call the app starts (missed-call call-back, later voice surveys): matched to the
+    provider's call by `provider_ref` (Twilio CallSid, Africa's Talking sessionId)."""
+
+    __tablename__ = "outbound_calls"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_ref", name="uq_outbound_calls_provider_ref"),
+        Index("ix_outbound_calls_status_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[IntPK]
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str] = mapped_column(String(20))
+    to_address: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    provider_ref: Mapped[str | None] = mapped_column(String(80))
+    language: Mapped[str | None] = mapped_column(String(8))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[Timestamp]
+    lease_until: Mapped[OptTimestamp]
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]

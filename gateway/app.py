@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from casestore.config import Config, load_config
-from gateway import api, simulator, webhooks
+from gateway import api, simulator, ussd, voice_africastalking, voice_twilio, webhooks
 from gateway.runtime import Runtime, build_runtime
 from gateway.settings import Settings, load_settings
 
@@ -81,6 +81,9 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
         Route("/", home, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         *webhooks.routes,
+        *ussd.routes,
+        *voice_twilio.routes,
+        *voice_africastalking.routes,
         *api.routes,
         *simulator.routes,
     ]

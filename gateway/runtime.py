@@ -13,8 +13,10 @@ from casestore.db import is_sqlite, make_engine
 from casestore.inbound import IntakeResult
 from casestore.intake import IntakeRequest, process_sms
 from casestore.writer import GroupCommitWriter
+from gateway.menu_session import SessionStore
 from gateway.redisconn import connect
 from gateway.settings import Settings
+from ivr.menu import Menu, load_menu
 
 
 @dataclass
@@ -24,13 +26,26 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     intake: GroupCommitWriter[IntakeRequest, IntakeResult]
+    menu: Menu
     _redis: redis.Redis | None = field(default=None)
+    _menu_store: SessionStore | None = field(default=None)
 
     @property
     def redis(self) -> redis.Redis:
         if self._redis is None:
             self._redis = connect(self.settings.redis_url)
         return self._redis
+
+    @property
+    def menu_store(self) -> SessionStore:
+        if self._menu_store is None:
+            ivr = self.config.raw.get("ivr", {})
+            self._menu_store = SessionStore(
+                self.redis,
+                ttl=int(ivr.get("session_ttl_seconds", 300)),
+                resume_seconds=60 * self.menu.resume_minutes,
+            )
+        return self._menu_store
 
     def close(self) -> None:
         self.intake.stop()
@@ -52,4 +67,5 @@ def build_runtime(settings: Settings, config: Config) -> Runtime:
         engine=engine,
         sessions=sessionmaker(engine, expire_on_commit=False),
         intake=writer,
+        menu=load_menu(config),
     )

@@ -1,0 +1,239 @@
+"""What the voice and USSD menu does to the registry: open cases, look them up, call-backs.
+
+Domain functions: they take a Session (the caller owns the transaction) and never talk to a
+provider. Every inbound step is recorded as an Interaction keyed by the provider's reference
+(USSD sessionId + step, CallSid + step), so a redelivered request opens nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casestore.config import Config
+from casestore.inbound import Inbound
+from casestore.intake import open_case, record_inbound, upsert_contact
+from casestore.models import (
+    CallbackRequest,
+    Case,
+    Contact,
+    Interaction,
+    MessageStatus,
+    OutboundMessage,
+)
+from casestore.status import OPEN
+from casestore.tracking import format_tracking
+from sms.conversation import render_reply
+from sms.phone import can_receive_sms, contact_key
+
+CALLBACK_DUE = timedelta(hours=4)
+URGENT_CALLBACK_DUE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Opened:
+    tracking_number: str
+    case_id: int
+    sms_copy: bool
+    duplicate: bool = False
+
+
+def _contact_id(session: Session, phone: str | None, now: datetime, channel: str) -> int | None:
+    if phone is None:
+        return None
+    return int(upsert_contact(session.connection(), contact_key(phone), now, channel).id)
+
+
+def open_case_by_keypad(
+    session: Session,
+    config: Config,
+    *,
+    phone: str | None,
+    channel: str,
+    provider: str,
+    provider_ref: str,
+    category: str,
+    description: str,
+    recording_url: str | None,
+    urgent: bool,
+    language: str,
+    sms_provider: str,
+    now: datetime,
+) -> Opened:
+    """Open a case from the menu and queue its SMS copy (USSD screens and calls vanish).
+
+    Idempotent on (provider, provider_ref): a repeated step returns the case already opened.
+    """
+    conn = session.connection()
+    existing = session.execute(
+        select(Case.tracking_number, Case.id)
+        .join(Interaction, Interaction.case_id == Case.id)
+        .where(Interaction.provider == provider, Interaction.provider_ref == provider_ref)
+    ).first()
+    if existing is not None:
+        return Opened(existing.tracking_number, existing.id, sms_copy=False, duplicate=True)
+    contact_id = _contact_id(session, phone, now, channel)
+    chosen = config.categories[category]
+    text = description or ("(grabacion)" if recording_url else "")
+    inbound = Inbound(
+        provider=provider,
+        provider_ref=provider_ref,
+        channel=channel,
+        sender=phone or "withheld",
+        recipient="",
+        text=text,
+        received_at=now,
+        phone=phone,
+        media_urls=(recording_url,) if recording_url else (),
+    )
+    interaction_id = record_inbound(conn, inbound, contact_id)
+    if interaction_id is None:  # lost a race with the same step: read what it made
+        return open_case_by_keypad(
+            session,
+            config,
+            phone=phone,
+            channel=channel,
+            provider=provider,
+            provider_ref=provider_ref,
+            category=category,
+            description=description,
+            recording_url=recording_url,
+            urgent=urgent,
+            language=language,
+            sms_provider=sms_provider,
+            now=now,
+        )
+    case_id, number = open_case(
+        conn,
+        contact_id=contact_id,
+        channel=channel,
+        category=chosen.code,
+        department=chosen.department,
+        urgent=urgent or chosen.urgent,
+        description=text,
+        language=language,
+        now=now,
+        length=config.tracking_length,
+        interaction_id=interaction_id,
+    )
+    session.get(Interaction, interaction_id).case_id = case_id  # type: ignore[union-attr]
+    sms_copy = phone is not None and can_receive_sms(contact_key(phone))
+    if sms_copy and phone is not None:
+        template = "urgent" if (urgent or chosen.urgent) else "receipt"
+        body = render_reply(config, template, language, tracking=number)
+        out = Interaction(
+            case_id=case_id,
+            contact_id=contact_id,
+            channel="sms",
+            direction="out",
+            provider=sms_provider,
+            address=contact_key(phone),
+            text=body,
+            reply_to_id=interaction_id,
+            automatic=True,
+            created_at=now,
+        )
+        session.add(out)
+        session.flush()
+        session.add(
+            OutboundMessage(
+                case_id=case_id,
+                contact_id=contact_id,
+                interaction_id=out.id,
+                kind="receipt",
+                channel="sms",
+                provider=sms_provider,
+                to_address=contact_key(phone),
+                body=body,
+                status=MessageStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    session.flush()
+    return Opened(number, case_id, sms_copy=sms_copy)
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    tracking_number: str
+    status: str
+    department: str
+
+
+def case_status(session: Session, tracking_number: str) -> StatusAnswer | None:
+    """Status and department only: what any caller may hear about any case."""
+    row = session.execute(
+        select(Case.tracking_number, Case.status, Case.department).where(
+            Case.tracking_number == tracking_number
+        )
+    ).first()
+    return None if row is None else StatusAnswer(row.tracking_number, row.status, row.department)
+
+
+def latest_open_case(session: Session, phone: str | None) -> str | None:
+    """The tracking number of the newest open case opened from this phone, if any."""
+    if phone is None:
+        return None
+    number = session.scalar(
+        select(Case.tracking_number)
+        .join(Contact, Contact.id == Case.contact_id)
+        .where(Contact.phone == contact_key(phone), Case.status.in_([s.value for s in OPEN]))
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(1)
+    )
+    return str(number) if number is not None else None
+
+
+def request_callback(
+    session: Session,
+    *,
+    phone: str | None,
+    department: str,
+    channel: str,
+    reason: str,
+    language: str,
+    now: datetime,
+    urgent: bool = False,
+    case_id: int | None = None,
+) -> CallbackRequest | None:
+    """Queue a call-back for operators; one pending request per phone and department."""
+    if phone is None:
+        return None  # a withheld number cannot be called back
+    key = contact_key(phone)
+    pending = session.scalar(
+        select(CallbackRequest).where(
+            CallbackRequest.phone == key,
+            CallbackRequest.department == department,
+            CallbackRequest.status == "pending",
+        )
+    )
+    if pending is not None:
+        return pending
+    request = CallbackRequest(
+        contact_id=_contact_id(session, phone, now, channel),
+        case_id=case_id,
+        phone=key,
+        department=department,
+        channel=channel,
+        reason=reason,
+        status="pending",
+        language=language,
+        urgent=urgent,
+        requested_at=now,
+        due_at=now + (URGENT_CALLBACK_DUE if urgent else CALLBACK_DUE),
+        attempts=0,
+    )
+    session.add(request)
+    session.flush()
+    return request
+
+
+def spoken_tracking(number: str) -> str:
+    """Digits separated for speech: "4 8 2 1, 3 3 0 7, 5 2"."""
+    return ", ".join(" ".join(group) for group in format_tracking(number).split())

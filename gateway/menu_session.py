@@ -1,0 +1,177 @@
+"""Runs the voice/USSD menu for the routes: session state in Redis, actions on the registry.
+
+Routes parse the provider's request, call `advance`, and render the returned Screen. Session
+state lives in Redis with a TTL (an expired session starts over cleanly); answers are cached
+per provider step so a redelivered request gets the same answer and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+import redis
+from starlette.concurrency import run_in_threadpool
+
+from casestore import menu_actions
+from ivr.hours import is_open
+from ivr.machine import Action, Context, Outcome, Screen, State, resume, start, step
+from ivr.menu import Menu
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+PREFIX = "ventanilla:menu:"
+
+
+def _decode_state(raw: bytes | str | None) -> State | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        data["trail"] = tuple(data.get("trail", ()))
+        return State(**data)
+    except (ValueError, TypeError):
+        return None  # a session written by another version: start over
+
+
+class SessionStore:
+    """Menu sessions, cached answers and resumable new requests, in Redis."""
+
+    def __init__(self, client: redis.Redis, ttl: int, resume_seconds: int) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.resume_seconds = resume_seconds
+
+    def load(self, key: str) -> State | None:
+        return _decode_state(self.client.get(PREFIX + "s:" + key))
+
+    def save(self, key: str, state: State) -> None:
+        self.client.set(PREFIX + "s:" + key, json.dumps(asdict(state)), ex=self.ttl)
+
+    def drop(self, key: str) -> None:
+        self.client.delete(PREFIX + "s:" + key)
+
+    def cached(self, key: str) -> str | None:
+        raw = self.client.get(PREFIX + "a:" + key)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    def cache(self, key: str, answer: str) -> None:
+        self.client.set(PREFIX + "a:" + key, answer, ex=self.ttl)
+
+    def keep_resumable(self, phone: str, state: State) -> None:
+        self.client.set(PREFIX + "r:" + phone, json.dumps(asdict(state)), ex=self.resume_seconds)
+
+    def take_resumable(self, phone: str) -> State | None:
+        key = PREFIX + "r:" + phone
+        raw = self.client.get(key)
+        self.client.delete(key)
+        return _decode_state(raw)
+
+    def forget_resumable(self, phone: str) -> None:
+        self.client.delete(PREFIX + "r:" + phone)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request of a menu session, as a route saw it."""
+
+    channel: str  # ussd | voice
+    provider: str
+    session_id: str  # AT sessionId, Twilio CallSid
+    step_ref: str  # unique per step within the session: used as the provider reference
+    phone: str | None  # E.164, None when withheld
+    value: str | None  # the input; None on the first request of a session
+
+
+def operators_open(menu: Menu, now: datetime) -> bool:
+    operators = menu.config.raw.get("operators", {})
+    holidays = [date.fromisoformat(str(d)) for d in operators.get("holidays", [])]
+    return is_open(operators.get("hours", "always"), now.astimezone(menu.config.timezone), holidays)
+
+
+async def advance(rt: Runtime, menu: Menu, store: SessionStore, call: Call) -> Screen:
+    """Load the session, apply the input, perform any action, save, return the screen."""
+    now = datetime.now(UTC)
+    key = f"{call.provider}:{call.session_id}"
+    state = store.load(key)
+    context = Context(operators_available=operators_open(menu, now))
+    if state is None or call.value is None:
+        resumable = None
+        if call.channel == "ussd" and call.phone:
+            resumable = store.take_resumable(call.phone)
+        screen = start(menu, call.channel, None, resumable)
+        if call.value is not None and state is None and call.channel == "voice":
+            # A voice step whose session expired: start over cleanly.
+            log.info("menu session %s expired; starting over", call.provider)
+    else:
+        if call.channel == "voice" and state.node == "main" and call.value == "2":
+            latest = await run_in_threadpool(_latest, rt, call.phone)
+            context = replace(context, latest_open_case=latest)
+        screen = step(menu, state, call.value, context)
+    while screen.action is not None and screen.action.kind != "enqueue":
+        outcome = await run_in_threadpool(perform, rt, menu, call, screen.state, screen.action, now)
+        screen = resume(menu, screen.state, screen.action, outcome)
+    if screen.end:
+        store.drop(key)
+    else:
+        store.save(key, screen.state)
+    if call.channel == "ussd" and call.phone:
+        if not screen.end and screen.state.node in ("describe", "confirm"):
+            store.keep_resumable(call.phone, screen.state)
+        elif screen.end:
+            store.forget_resumable(call.phone)
+    return screen
+
+
+def _latest(rt: Runtime, phone: str | None) -> str | None:
+    with rt.sessions() as session:
+        return menu_actions.latest_open_case(session, phone)
+
+
+def perform(
+    rt: Runtime, menu: Menu, call: Call, state: State, action: Action, now: datetime
+) -> Outcome:
+    """Do what the menu asked, in one transaction."""
+    with rt.sessions() as session, session.begin():
+        if action.kind == "create_case":
+            opened = menu_actions.open_case_by_keypad(
+                session,
+                menu.config,
+                phone=call.phone,
+                channel=call.channel,
+                provider=call.provider,
+                provider_ref=f"{call.session_id}:{call.step_ref}",
+                category=action.category or menu.config.triage_category,
+                description=action.description,
+                recording_url=action.recording_url,
+                urgent=action.urgent,
+                language=state.language,
+                sms_provider=rt.settings.sms_provider,
+                now=now,
+            )
+            return Outcome(tracking=opened.tracking_number)
+        if action.kind == "case_status":
+            found = menu_actions.case_status(session, action.tracking or "")
+            if found is None:
+                return Outcome(ok=False)
+            return Outcome(
+                tracking=found.tracking_number, status=found.status, department=found.department
+            )
+        if action.kind == "callback":
+            menu_actions.request_callback(
+                session,
+                phone=call.phone,
+                department=action.department or menu.operator_department,
+                channel=call.channel,
+                reason="queue" if state.phase == "queue" else "menu",
+                language=state.language,
+                now=now,
+                urgent=action.urgent,
+            )
+            return Outcome()
+    raise ValueError(f"unknown menu action {action.kind!r}")
