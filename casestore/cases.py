@@ -11,8 +11,10 @@ from datetime import datetime
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from casestore.config import Config
 from casestore.models import AuditEvent, Case, CaseEvent, CaseStatus, Contact, utcnow
 from casestore.status import check_transition, parse_status
+from feedback.surveys import schedule_survey
 
 
 class BadCursor(ValueError):
@@ -112,9 +114,18 @@ def get_case(
 
 
 def change_status(
-    session: Session, case: Case, target: str, *, actor: str, note: str = ""
+    session: Session,
+    case: Case,
+    target: str,
+    *,
+    actor: str,
+    note: str = "",
+    config: Config | None = None,
 ) -> CaseEvent:
-    """Move a case along the transition table and write the timeline event."""
+    """Move a case along the transition table and write the timeline event.
+
+    With the deployment config, closing a case also schedules its satisfaction survey.
+    """
     new = parse_status(target)
     current = CaseStatus(case.status)
     check_transition(current, new)
@@ -139,6 +150,9 @@ def change_status(
         to_status=new.value,
     )
     session.add(event)
+    if new is CaseStatus.CLOSED and config is not None:
+        session.flush()
+        schedule_survey(session, case, config, now)
     return event
 
 

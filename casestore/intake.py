@@ -20,6 +20,7 @@ from casestore.config import Config
 from casestore.inbound import Inbound, IntakeResult
 from casestore.models import Case, CaseEvent, Contact, Interaction, MessageStatus, OutboundMessage
 from casestore.prepared import Prepared, Row
+from feedback.surveys import answer_sms, opt_out_surveys
 from sms.conversation import (
     Action,
     CaseSummary,
@@ -287,6 +288,12 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     if inbound_id is None:
         return _stored_reply(conn, inbound)
 
+    if contact.pending_survey_id is not None and plan.command is None:
+        # A reply while a survey waits is its answer: it never opens a case.
+        answered = _survey_reply(conn, request, config, contact, inbound_id, now)
+        if answered is not None:
+            return answered
+
     conversation: OpenCase | None = None
     if contact.conversation_case_id is not None and plan.command is None:
         row = statements(conn).run(conn, "case_by_id", {"b_id": contact.conversation_case_id})
@@ -351,6 +358,8 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
                 summary = CaseSummary(row.tracking_number, row.status, row.department)
     elif decision.action is Action.STOP:
         contact_changes.update(opted_out_at=now)
+        if contact.pending_survey_id is not None:
+            opt_out_surveys(conn, contact.id, now)
     elif decision.action is Action.START:
         contact_changes.update(opted_out_at=None, provider_opted_out_at=None)
 
@@ -374,6 +383,44 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
         tracking_number=number,
         case_id=case_id,
         action=decision.action.value,
+    )
+
+
+def _survey_reply(
+    conn: Connection,
+    request: IntakeRequest,
+    config: Config,
+    contact: Row,
+    inbound_id: int,
+    now: datetime,
+) -> IntakeResult | None:
+    answer = answer_sms(
+        conn, config, contact.pending_survey_id, contact.id, request.inbound.text, inbound_id, now
+    )
+    if answer is None:
+        return None
+    language = config.language_or_default(contact.language)
+    replies = _window_count(contact.reply_window, contact.reply_count, now)
+    reply: str | None = None
+    if replies < config.auto_replies_per_hour:
+        reply = render_reply(config, answer.template, language, tracking=answer.tracking_number)
+        decision = Decision(Action.RECORD_ONLY, language, answer.template)
+        _record_reply(conn, request, decision, reply, inbound_id, contact.id, answer.case_id, now)
+        statements(conn).run(
+            conn,
+            "update_contact",
+            {
+                "b_id": contact.id,
+                "reply_window": _window_start(contact.reply_window, now),
+                "reply_count": replies + 1,
+            },
+        )
+    return IntakeResult(
+        duplicate=False,
+        reply=reply,
+        tracking_number=answer.tracking_number,
+        case_id=answer.case_id,
+        action="survey_answer",
     )
 
 

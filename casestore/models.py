@@ -128,6 +128,8 @@ class Contact(Base):
     reply_count: Mapped[int] = mapped_column(Integer, default=0)
     lookup_window: Mapped[OptTimestamp]
     lookup_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The survey now waiting for this phone's answer: replies go to it, never to a new case.
+    pending_survey_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Case(Base):
@@ -158,6 +160,7 @@ class Case(Base):
     closed_at: Mapped[OptTimestamp]
 
     contact: Mapped[Contact | None] = relationship()
+    survey: Mapped[Survey | None] = relationship(back_populates="case", uselist=False)
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
     )
@@ -342,3 +345,40 @@ class OutboundCall(Base):
     lease_until: Mapped[OptTimestamp]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
+
+
+class SurveyStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its due time (delay, quiet hours)
+    ASKED = "asked"  # the rating question went out
+    RATED = "rated"  # rated; the optional comment question went out
+    DONE = "done"
+    EXPIRED = "expired"
+    SKIPPED = "skipped"  # opted out, fatigue cap, no phone to ask
+
+
+class Survey(Base):
+    """One satisfaction survey per closed case; due surveys are derived from these rows."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (Index("ix_surveys_status_due", "status", "due_at"),)
+
+    id: Mapped[IntPK]
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(12))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12), default=SurveyStatus.SCHEDULED.value)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    due_at: Mapped[Timestamp]
+    asked_at: Mapped[OptTimestamp]
+    expires_at: Mapped[OptTimestamp]
+    answered_at: Mapped[OptTimestamp]
+    rating: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    clarified: Mapped[bool] = mapped_column(Boolean, default=False)
+    low_score: Mapped[bool] = mapped_column(Boolean, default=False)
+    followed_up_at: Mapped[OptTimestamp]
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]
+
+    case: Mapped[Case] = relationship(back_populates="survey")

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from casestore.cases import BadCursor, CaseFilter, audit, change_status, get_case, list_cases
 from casestore.config import Config
-from casestore.models import Case, Contact, Operator
+from casestore.models import Case, Contact, Operator, Survey
 from casestore.operators import operator_departments, operator_for_token
 from casestore.status import IllegalTransition, UnknownStatus
 from gateway.runtime import Runtime
@@ -28,6 +28,21 @@ def rfc3339(value: datetime | None) -> str | None:
 
 def error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def survey_json(survey: Survey | None) -> dict[str, Any] | None:
+    if survey is None:
+        return None
+    return {
+        "status": survey.status,
+        "rating": survey.rating,
+        "comment": survey.comment,
+        "channel": survey.channel,
+        "due_at": rfc3339(survey.due_at),
+        "asked_at": rfc3339(survey.asked_at),
+        "answered_at": rfc3339(survey.answered_at),
+        "low_score": survey.low_score,
+    }
 
 
 def case_json(case: Case, contact: Contact | None) -> dict[str, Any]:
@@ -62,7 +77,7 @@ def case_json(case: Case, contact: Contact | None) -> dict[str, Any]:
             }
             for e in case.events
         ],
-        "survey": None,
+        "survey": survey_json(case.survey),
     }
 
 
@@ -177,7 +192,14 @@ def _change_status(request: Request, payload: Any) -> Response:
         if not isinstance(note, str):
             return error(400, "note: must be a string")
         try:
-            change_status(session, case, payload["status"], actor=operator.username, note=note)
+            change_status(
+                session,
+                case,
+                payload["status"],
+                actor=operator.username,
+                note=note,
+                config=rt.config,
+            )
         except UnknownStatus as exc:
             session.rollback()
             return error(400, str(exc))

@@ -1,0 +1,311 @@
+"""Satisfaction surveys: scheduled when a case closes, sent when due, answered by one digit.
+
+The database is the truth: a survey row is written in the transaction that closes the case;
+the worker derives what is due from the rows, so a lost Redis loses no survey. Each question is
+an outbox row, so it is sent once like any other message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, select, update
+from sqlalchemy.orm import Session
+
+from casestore.config import Config
+from casestore.models import (
+    Case,
+    CaseEvent,
+    Contact,
+    Interaction,
+    MessageStatus,
+    OutboundMessage,
+    Survey,
+    SurveyStatus,
+)
+from feedback.rules import due_time, is_low, next_allowed, parse_rating
+from sms.conversation import render_reply
+
+surveys_t = cast(Table, Survey.__table__)
+contacts_t = cast(Table, Contact.__table__)
+cases_t = cast(Table, Case.__table__)
+events_t = cast(Table, CaseEvent.__table__)
+interactions_t = cast(Table, Interaction.__table__)
+outbox_t = cast(Table, OutboundMessage.__table__)
+
+PENDING = (SurveyStatus.ASKED.value, SurveyStatus.RATED.value)
+RETRY_BUSY = timedelta(minutes=30)
+
+
+def _setting(config: Config, key: str, default: Any) -> Any:
+    return config.survey.get(key, default)
+
+
+def schedule_survey(session: Session, case: Case, config: Config, now: datetime) -> Survey | None:
+    """Schedule the one survey of a closed case (never twice); None if there is no one to ask."""
+    existing = session.scalar(select(Survey).where(Survey.case_id == case.id))
+    if existing is not None:
+        return None
+    contact = session.get(Contact, case.contact_id) if case.contact_id else None
+    due = due_time(
+        now,
+        int(config.survey["delay_minutes"]),
+        str(config.survey["quiet_hours"]),
+        config.timezone,
+    )
+    survey = Survey(
+        case_id=case.id,
+        contact_id=contact.id if contact else None,
+        channel="voice" if contact and contact.preferred_channel == "voice" else "sms",
+        language=config.language_or_default(
+            case.language or (contact.language if contact else None)
+        ),
+        status=SurveyStatus.SCHEDULED.value,
+        due_at=due,
+        expires_at=due + timedelta(hours=int(config.survey["expiry_hours"])),
+        clarified=False,
+        low_score=False,
+        created_at=now,
+        updated_at=now,
+    )
+    if contact is None:
+        survey.status, survey.reason = SurveyStatus.SKIPPED.value, "no_phone"
+    session.add(survey)
+    session.flush()
+    return survey
+
+
+@dataclass(frozen=True)
+class SendCounts:
+    asked: int = 0
+    skipped: int = 0
+    expired: int = 0
+    postponed: int = 0
+
+
+def send_due_surveys(
+    session: Session, config: Config, sms_provider: str, now: datetime, limit: int = 1000
+) -> SendCounts:
+    """Turn due scheduled surveys into questions in the outbox (or skip/expire them)."""
+    asked = skipped = expired = postponed = 0
+    fatigue = timedelta(days=int(_setting(config, "fatigue_days", 14)))
+    query = (
+        select(Survey)
+        .where(Survey.status == SurveyStatus.SCHEDULED.value, Survey.due_at <= now)
+        .order_by(Survey.due_at, Survey.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    for survey in session.scalars(query):
+        survey.updated_at = now
+        if survey.expires_at is not None and survey.expires_at <= now:
+            survey.status, survey.reason = SurveyStatus.EXPIRED.value, "not_sent_in_time"
+            expired += 1
+            continue
+        contact = session.get(Contact, survey.contact_id) if survey.contact_id else None
+        if contact is None or contact.opted_out_at or contact.provider_opted_out_at:
+            survey.status, survey.reason = SurveyStatus.SKIPPED.value, "opted_out"
+            skipped += 1
+            continue
+        allowed = next_allowed(now, str(config.survey["quiet_hours"]), config.timezone)
+        if allowed > now:  # the worker ran late, into quiet hours
+            survey.due_at = allowed
+            postponed += 1
+            continue
+        if contact.pending_survey_id is not None and contact.pending_survey_id != survey.id:
+            pending = session.get(Survey, contact.pending_survey_id)
+            if (
+                pending is not None
+                and pending.status in PENDING
+                and (pending.expires_at is None or pending.expires_at > now)
+            ):
+                survey.due_at = now + RETRY_BUSY  # one survey at a time per phone
+                postponed += 1
+                continue
+        recent = session.scalar(
+            select(Survey.id).where(
+                Survey.contact_id == contact.id,
+                Survey.id != survey.id,
+                Survey.asked_at.is_not(None),
+                Survey.asked_at > now - fatigue,
+            )
+        )
+        if recent is not None:
+            survey.status, survey.reason = SurveyStatus.SKIPPED.value, "fatigue"
+            skipped += 1
+            continue
+        _ask(session, config, survey, contact, sms_provider, now)
+        asked += 1
+    session.flush()
+    return SendCounts(asked, skipped, expired, postponed)
+
+
+def _ask(
+    session: Session,
+    config: Config,
+    survey: Survey,
+    contact: Contact,
+    sms_provider: str,
+    now: datetime,
+) -> None:
+    case = session.get(Case, survey.case_id)
+    assert case is not None
+    body = render_reply(config, "survey", survey.language, tracking=case.tracking_number)
+    out = Interaction(
+        case_id=case.id,
+        contact_id=contact.id,
+        channel="sms",
+        direction="out",
+        provider=sms_provider,
+        address=contact.phone,
+        text=body,
+        automatic=True,
+        created_at=now,
+    )
+    session.add(out)
+    session.flush()
+    session.add(
+        OutboundMessage(
+            case_id=case.id,
+            contact_id=contact.id,
+            interaction_id=out.id,
+            kind="survey",
+            channel="sms",
+            provider=sms_provider,
+            to_address=contact.phone,
+            body=body,
+            status=MessageStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.add(CaseEvent(case_id=case.id, kind="survey_sent", at=now, actor="system", text=body))
+    survey.status = SurveyStatus.ASKED.value
+    survey.asked_at = now
+    survey.expires_at = now + timedelta(hours=int(config.survey["expiry_hours"]))
+    contact.pending_survey_id = survey.id
+
+
+@dataclass(frozen=True)
+class SurveyReply:
+    """What intake should answer to a reply that went to a pending survey."""
+
+    template: str
+    tracking_number: str
+    case_id: int
+
+
+def answer_sms(
+    conn: Connection,
+    config: Config,
+    survey_id: int,
+    contact_id: int,
+    text: str,
+    inbound_id: int,
+    now: datetime,
+) -> SurveyReply | None:
+    """Apply an SMS reply to the contact's pending survey; None if it is no longer pending."""
+    row = conn.execute(
+        select(surveys_t, cases_t.c.tracking_number)
+        .join(cases_t, cases_t.c.id == surveys_t.c.case_id)
+        .where(surveys_t.c.id == survey_id)
+    ).first()
+    if row is None or row.status not in PENDING or (row.expires_at and row.expires_at <= now):
+        conn.execute(
+            update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
+        )
+        return None
+    conn.execute(
+        update(interactions_t).where(interactions_t.c.id == inbound_id).values(case_id=row.case_id)
+    )
+    values: dict[str, Any] = {"updated_at": now}
+    finished = False
+    if row.status == SurveyStatus.ASKED.value:
+        rating = parse_rating(text)
+        if rating.value is None:
+            if not row.clarified:
+                values["clarified"] = True
+                template = "survey_clarify"
+            else:  # a second unclear answer: thank and stop asking
+                values.update(status=SurveyStatus.DONE.value, reason="unclear", answered_at=now)
+                template, finished = "survey_thanks", True
+        else:
+            low = is_low(rating.value, int(_setting(config, "low_score_threshold", 2)))
+            values.update(
+                rating=rating.value,
+                answered_at=now,
+                low_score=low,
+                comment=rating.comment or None,
+            )
+            _event(
+                conn, row.case_id, "survey_rating", now, text, {"rating": rating.value, "low": low}
+            )
+            if low and bool(_setting(config, "reopen_on_low_score", False)):
+                _reopen(conn, row.case_id, now)
+            if rating.comment:
+                values["status"] = SurveyStatus.DONE.value
+                template, finished = ("survey_low" if low else "survey_thanks"), True
+            else:
+                values["status"] = SurveyStatus.RATED.value
+                template = "survey_low" if low else "survey_comment"
+                if low:
+                    values["status"] = SurveyStatus.RATED.value
+    else:  # RATED: this is the optional comment
+        values.update(status=SurveyStatus.DONE.value, comment=text.strip()[:1000])
+        _event(conn, row.case_id, "survey_comment", now, text, None)
+        template, finished = "survey_thanks", True
+    conn.execute(update(surveys_t).where(surveys_t.c.id == survey_id).values(values))
+    if finished:
+        conn.execute(
+            update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
+        )
+    return SurveyReply(template, row.tracking_number, row.case_id)
+
+
+def _event(conn: Connection, case_id: int, kind: str, now: datetime, text: str, data: Any) -> None:
+    conn.execute(
+        events_t.insert().values(
+            case_id=case_id, kind=kind, at=now, actor="citizen", text=text, data=data
+        )
+    )
+
+
+def _reopen(conn: Connection, case_id: int, now: datetime) -> None:
+    current = conn.execute(select(cases_t.c.status).where(cases_t.c.id == case_id)).scalar_one()
+    if current in ("closed", "resolved"):
+        conn.execute(
+            update(cases_t)
+            .where(cases_t.c.id == case_id)
+            .values(status="in_progress", updated_at=now, closed_at=None, resolved_at=None)
+        )
+        conn.execute(
+            events_t.insert().values(
+                case_id=case_id,
+                kind="status_changed",
+                at=now,
+                actor="system",
+                text="reopened after a low survey score",
+                from_status=current,
+                to_status="in_progress",
+            )
+        )
+
+
+def opt_out_surveys(conn: Connection, contact_id: int, now: datetime) -> None:
+    """BAJA/STOP: pending and scheduled surveys of this phone are dropped."""
+    conn.execute(
+        update(surveys_t)
+        .where(
+            surveys_t.c.contact_id == contact_id,
+            surveys_t.c.status.in_([SurveyStatus.SCHEDULED.value, *PENDING]),
+        )
+        .values(status=SurveyStatus.SKIPPED.value, reason="opted_out", updated_at=now)
+    )
+    conn.execute(
+        update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
+    )

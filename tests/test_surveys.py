@@ -1,0 +1,246 @@
+"""Satisfaction surveys over the real stack: closed case -> one survey -> a digit -> the score."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from casestore.config import Config
+from casestore.db import make_engine
+from casestore.models import Case, CaseEvent, OutboundMessage, Survey
+from casestore.operators import create_operator, create_token
+from feedback.surveys import send_due_surveys
+from tests.helpers import Db, post_twilio, twilio_form
+
+PHONE = "+5491155550101"
+
+
+def reply_of(xml: str) -> str:
+    match = re.search(r"<Message>(.*)</Message>", xml, re.S)
+    return match.group(1) if match else ""
+
+
+@pytest.fixture
+def token(db_url: str, config: Config) -> str:
+    engine = make_engine(db_url)
+    with Session(engine) as session, session.begin():
+        create_operator(session, "admin", "admin", [], config.departments.keys())
+        session.flush()
+        value = create_token(session, "admin")
+    engine.dispose()
+    return value
+
+
+def open_case(client: TestClient, text: str = "Tarjeta alimentar", phone: str = PHONE) -> str:
+    reply = reply_of(post_twilio(client, twilio_form(text, sender=phone)).text)
+    match = re.search(r"(\d{4} \d{4} \d{2})", reply)
+    assert match, reply
+    return match.group(1).replace(" ", "")
+
+
+def close(client: TestClient, token: str, number: str) -> None:
+    response = client.post(
+        f"/api/v1/cases/{number}/status",
+        json={"status": "closed", "note": "entregada"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200, response.text
+
+
+def send_due(db_url: str, config: Config, at: datetime | None = None) -> int:
+    """Move every scheduled survey's due time to the past and run the due sweep."""
+    engine = make_engine(db_url)
+    now = at or datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(Survey)
+            .where(Survey.status == "scheduled")
+            .values(due_at=now - timedelta(seconds=1))
+        )
+    with Session(engine) as session, session.begin():
+        counts = send_due_surveys(session, config, "outbox", now)
+    engine.dispose()
+    return counts.asked
+
+
+def noon_local(config: Config) -> datetime:
+    local = datetime.now(config.timezone).replace(hour=12, minute=0, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
+def test_closing_schedules_one_survey_after_delay(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    with Db(db_url) as db, Session(db.engine) as session:
+        (survey,) = session.scalars(select(Survey)).all()
+        assert survey.status == "scheduled"
+        assert survey.due_at >= datetime.now(UTC) + timedelta(minutes=59)
+    # Reopen and close again: still one survey for the case.
+    for status in ("in_progress", "closed"):
+        client.post(
+            f"/api/v1/cases/{number}/status",
+            json={"status": status},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    with Db(db_url) as db, Session(db.engine) as session:
+        assert len(session.scalars(select(Survey)).all()) == 1
+    detail = client.get(f"/api/v1/cases/{number}", headers={"Authorization": f"Bearer {token}"})
+    assert detail.json()["survey"]["status"] == "scheduled"
+
+
+def test_sms_survey_rating_and_comment_reach_the_case(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    assert send_due(db_url, config, noon_local(config)) == 1
+    with Db(db_url) as db:
+        question = [m for m in db.outbox() if m.kind == "survey"]
+        assert len(question) == 1 and "1 (muy mal) al 5" in question[0].body
+    thanks = reply_of(post_twilio(client, twilio_form("5 excelente", sender=PHONE)).text)
+    assert "gracias por su respuesta" in thanks
+    detail = client.get(f"/api/v1/cases/{number}", headers={"Authorization": f"Bearer {token}"})
+    survey = detail.json()["survey"]
+    assert (survey["status"], survey["rating"], survey["comment"]) == ("done", 5, "5 excelente")
+    with Db(db_url) as db:
+        assert len(db.cases()) == 1  # the answer opened nothing
+
+
+@pytest.mark.parametrize(
+    ("answer", "rating"),
+    [("4", 4), ("cuatro", 4), ("Four", 4), ("3 estrellas", 3), (" 2. ", 2), ("5/5", 5)],
+)
+def test_answer_shapes(
+    client: TestClient, db_url: str, token: str, config: Config, answer: str, rating: int
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    send_due(db_url, config, noon_local(config))
+    post_twilio(client, twilio_form(answer, sender=PHONE))
+    with Db(db_url) as db, Session(db.engine) as session:
+        survey = session.scalars(select(Survey)).one()
+        assert survey.rating == rating
+
+
+def test_unclear_answer_gets_one_clarification_then_comment(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    send_due(db_url, config, noon_local(config))
+    clarify = reply_of(post_twilio(client, twilio_form("mas o menos", sender=PHONE)).text)
+    assert "no entendimos" in clarify
+    ask_comment = reply_of(post_twilio(client, twilio_form("4", sender=PHONE)).text)
+    assert "que podemos mejorar" in ask_comment
+    post_twilio(client, twilio_form("Que atiendan mas rapido", sender=PHONE))
+    with Db(db_url) as db, Session(db.engine) as session:
+        survey = session.scalars(select(Survey)).one()
+        assert (survey.status, survey.rating, survey.comment) == (
+            "done",
+            4,
+            "Que atiendan mas rapido",
+        )
+        assert len(session.scalars(select(Case)).all()) == 1
+
+
+def test_low_score_flags_case_for_follow_up(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    send_due(db_url, config, noon_local(config))
+    answer = reply_of(post_twilio(client, twilio_form("1", sender=PHONE)).text)
+    assert "supervisor" in answer
+    with Db(db_url) as db, Session(db.engine) as session:
+        survey = session.scalars(select(Survey)).one()
+        assert survey.low_score and survey.rating == 1
+        kinds = [e.kind for e in session.scalars(select(CaseEvent).order_by(CaseEvent.id))]
+        assert "survey_rating" in kinds
+
+
+def test_stop_mid_survey_opts_out(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    send_due(db_url, config, noon_local(config))
+    post_twilio(client, twilio_form("BAJA", sender=PHONE))
+    with Db(db_url) as db:
+        with Session(db.engine) as session:
+            survey = session.scalars(select(Survey)).one()
+            assert (survey.status, survey.reason) == ("skipped", "opted_out")
+        assert db.contacts()[0].opted_out_at is not None
+    # Next message is a new request again, not a survey answer.
+    post_twilio(client, twilio_form("Necesito un turno para el DNI", sender=PHONE))
+    with Db(db_url) as db:
+        assert len(db.cases()) == 2
+
+
+def test_opted_out_citizen_gets_no_survey(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    post_twilio(client, twilio_form("STOP", sender=PHONE))
+    close(client, token, number)
+    assert send_due(db_url, config, noon_local(config)) == 0
+    with Db(db_url) as db:
+        with Session(db.engine) as session:
+            assert session.scalars(select(Survey)).one().reason == "opted_out"
+        assert not [m for m in db.outbox() if m.kind == "survey"]
+
+
+def test_quiet_hours_postpone_and_fatigue_cap(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    first = open_case(client, "Tarjeta alimentar")
+    close(client, token, first)
+    late = datetime.now(config.timezone).replace(hour=23, minute=30).astimezone(UTC)
+    assert send_due(db_url, config, late) == 0  # 23:30 is quiet: moved to 09:00
+    with Db(db_url) as db, Session(db.engine) as session:
+        survey = session.scalars(select(Survey)).one()
+        assert survey.due_at.astimezone(config.timezone).hour == 9
+    assert send_due(db_url, config, noon_local(config)) == 1
+    post_twilio(client, twilio_form("5 muy bien", sender=PHONE))
+    # A second case closed days later: inside the fatigue window, no second survey.
+    with Db(db_url) as db, db.engine.begin() as conn:
+        conn.execute(update(Case).values(status="closed"))
+    second = open_case(client, "Pension por discapacidad")
+    close(client, token, second)
+    assert send_due(db_url, config, noon_local(config) + timedelta(days=2)) == 0
+    with Db(db_url) as db, Session(db.engine) as session:
+        reasons = [s.reason for s in session.scalars(select(Survey).order_by(Survey.id))]
+        assert reasons[1] == "fatigue"
+
+
+def test_unanswered_survey_expires_and_reply_opens_case(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    send_due(db_url, config, noon_local(config))
+    with Db(db_url) as db, db.engine.begin() as conn:
+        conn.execute(update(Survey).values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+    post_twilio(client, twilio_form("Hola, otra consulta por comedores", sender=PHONE))
+    with Db(db_url) as db:
+        assert len(db.cases()) == 2
+
+
+def test_survey_question_counts_once_in_outbox(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    send_due(db_url, config, noon_local(config))
+    send_due(db_url, config, noon_local(config))
+    with Db(db_url) as db, Session(db.engine) as session:
+        count = len(
+            session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "survey")).all()
+        )
+    assert count == 1
