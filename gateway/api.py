@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from casestore.config import Config
 from casestore.models import Case, Contact, Operator, Survey
 from casestore.operators import operator_departments, operator_for_token
 from casestore.status import IllegalTransition, UnknownStatus
+from feedback.scores import follow_ups, scores
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, contact_key, normalise_phone
 
@@ -255,8 +257,66 @@ def categories_view(request: Request) -> Response:
     return _with_operator(request, categories_json(_runtime(request).config))
 
 
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{name}: not an RFC 3339 time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def survey_scores_view(request: Request) -> Response:
+    """CSAT, mean, response rate by department, category, channel, operator or month."""
+    rt = _runtime(request)
+    params = request.query_params
+    with rt.sessions() as session:
+        operator = _authenticate(session, request)
+        if operator is None:
+            return error(401, "missing or invalid bearer token", **UNAUTHORIZED)
+        try:
+            since = _parse_time(params.get("from"), "from")
+            until = _parse_time(params.get("to"), "to")
+            rows = scores(
+                session,
+                params.get("by", "department"),
+                departments=operator_departments(operator),
+                since=since,
+                until=until,
+                zone=rt.config.timezone,
+            )
+        except ValueError as exc:
+            return error(400, str(exc))
+    return JSONResponse({"by": params.get("by", "department"), "items": [asdict(r) for r in rows]})
+
+
+def survey_follow_ups_view(request: Request) -> Response:
+    """Low scores waiting for a supervisor's follow-up, oldest first."""
+    rt = _runtime(request)
+    with rt.sessions() as session, session.begin():
+        operator = _authenticate(session, request)
+        if operator is None:
+            return error(401, "missing or invalid bearer token", **UNAUTHORIZED)
+        items = [
+            {
+                "tracking_number": case.tracking_number,
+                "department": case.department,
+                "category": case.category,
+                "rating": survey.rating,
+                "comment": survey.comment,
+                "answered_at": rfc3339(survey.answered_at),
+            }
+            for survey, case in follow_ups(session, operator_departments(operator))
+        ]
+        audit(session, operator.username, "survey.follow_ups", "survey", "*", {"count": len(items)})
+    return JSONResponse({"items": items})
+
+
 routes = [
     Route("/api/v1/cases", list_cases_view, methods=["GET"]),
+    Route("/api/v1/surveys/scores", survey_scores_view, methods=["GET"]),
+    Route("/api/v1/surveys/follow-ups", survey_follow_ups_view, methods=["GET"]),
     Route("/api/v1/cases/{tracking_number}", case_view, methods=["GET"]),
     Route("/api/v1/cases/{tracking_number}/status", status_view, methods=["POST"]),
     Route("/api/v1/departments", departments_view, methods=["GET"]),

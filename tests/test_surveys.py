@@ -244,3 +244,29 @@ def test_survey_question_counts_once_in_outbox(
             session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "survey")).all()
         )
     assert count == 1
+
+
+def test_scores_and_follow_ups_in_the_api(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    answers = {"+5491155550201": "5", "+5491155550202": "4", "+5491155550203": "1"}
+    for phone in answers:
+        close(client, token, open_case(client, "Tarjeta alimentar", phone=phone))
+    close(client, token, open_case(client, "Necesito chapas para el techo", phone="+5491155550204"))
+    assert send_due(db_url, config, noon_local(config)) == 4
+    for phone, answer in answers.items():
+        post_twilio(client, twilio_form(answer, sender=phone))
+    headers = {"Authorization": f"Bearer {token}"}
+    by_department = client.get("/api/v1/surveys/scores?by=department", headers=headers).json()
+    items = {i["key"]: i for i in by_department["items"]}
+    assert items["ALIM"]["asked"] == 3 and items["ALIM"]["answered"] == 3
+    assert items["ALIM"]["csat"] == pytest.approx(2 / 3, abs=1e-3)
+    assert items["ALIM"]["mean"] == pytest.approx(10 / 3, abs=0.01)
+    assert items["ALIM"]["low_scores"] == 1
+    assert items["HAB"]["response_rate"] == 0
+    by_operator = client.get("/api/v1/surveys/scores?by=operator", headers=headers).json()
+    assert [i["key"] for i in by_operator["items"]] == ["admin"]
+    assert client.get("/api/v1/surveys/scores?by=planet", headers=headers).status_code == 400
+    assert client.get("/api/v1/surveys/scores").status_code == 401
+    follow = client.get("/api/v1/surveys/follow-ups", headers=headers).json()["items"]
+    assert [(f["rating"], f["department"]) for f in follow] == [(1, "ALIM")]
