@@ -382,3 +382,20 @@ class Survey(Base):
     updated_at: Mapped[Timestamp]
 
     case: Mapped[Case] = relationship(back_populates="survey")
+
+
+class ConsoleSession(Base):
+    """A logged-in operator's browser session; the cookie holds a random token, we keep its hash."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[IntPK]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[Timestamp]
+    last_seen_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp]
+    ended_at: Mapped[OptTimestamp]
+
+    operator: Mapped[Operator] = relationship()

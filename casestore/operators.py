@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from casestore.models import ApiToken, Operator, OperatorDepartment, Role, utcnow
+from casestore.models import ApiToken, ConsoleSession, Operator, OperatorDepartment, Role, utcnow
 
 _hasher = PasswordHasher()
 
@@ -91,3 +91,60 @@ def operator_for_token(session: Session, token: str) -> Operator | None:
 def operator_departments(operator: Operator) -> set[str] | None:
     """The departments whose cases the operator may see; None means all (admin)."""
     return None if operator.sees_all() else operator.department_codes
+
+
+SESSION_LIFETIME_HOURS = 12
+
+
+def verify_password(session: Session, operator: Operator, password: str) -> bool:
+    """Check a password; upgrade the stored hash when argon2's parameters changed."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    if not operator.password_hash or not operator.active:
+        return False
+    try:
+        _hasher.verify(operator.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if _hasher.check_needs_rehash(operator.password_hash):
+        operator.password_hash = _hasher.hash(password)
+    return True
+
+
+def start_console_session(session: Session, operator: Operator) -> tuple[str, ConsoleSession]:
+    """A new browser session: returns the cookie token (only its hash is stored)."""
+    from datetime import timedelta
+
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = ConsoleSession(
+        token_hash=_digest(token),
+        operator_id=operator.id,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=SESSION_LIFETIME_HOURS),
+    )
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def console_session_for(session: Session, token: str) -> ConsoleSession | None:
+    """The live session for a cookie token, with its operator and departments loaded."""
+    row = session.scalar(
+        select(ConsoleSession)
+        .where(ConsoleSession.token_hash == _digest(token), ConsoleSession.ended_at.is_(None))
+        .options(selectinload(ConsoleSession.operator).selectinload(Operator.departments))
+    )
+    now = utcnow()
+    if row is None or row.expires_at <= now or not row.operator.active:
+        return None
+    row.last_seen_at = now
+    return row
+
+
+def end_console_session(session: Session, token: str) -> None:
+    row = session.scalar(select(ConsoleSession).where(ConsoleSession.token_hash == _digest(token)))
+    if row is not None and row.ended_at is None:
+        row.ended_at = utcnow()

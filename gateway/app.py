@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from casestore.config import Config, load_config
-from gateway import api, simulator, ussd, voice_africastalking, voice_twilio, webhooks
+from gateway import api, console, simulator, ussd, voice_africastalking, voice_twilio, webhooks
 from gateway.runtime import Runtime, build_runtime
 from gateway.settings import Settings, load_settings
 
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
         *voice_twilio.routes,
         *voice_africastalking.routes,
         *api.routes,
+        *console.routes,
         *simulator.routes,
     ]
     return Starlette(

@@ -1,0 +1,9 @@
+"""The operator console: server-rendered pages for operators and supervisors."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from gateway.console import auth, cases
+
+routes: list[BaseRoute] = [*auth.routes, *cases.routes]
