@@ -12,9 +12,21 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from casestore.config import Config
-from casestore.models import AuditEvent, Case, CaseEvent, CaseStatus, Contact, utcnow
+from casestore.models import (
+    AuditEvent,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    Contact,
+    Interaction,
+    MessageStatus,
+    OutboundMessage,
+    utcnow,
+)
 from casestore.status import check_transition, parse_status
 from feedback.surveys import schedule_survey
+from sms.conversation import render_reply
+from sms.phone import can_receive_sms
 
 
 class BadCursor(ValueError):
@@ -121,10 +133,12 @@ def change_status(
     actor: str,
     note: str = "",
     config: Config | None = None,
+    sms_provider: str | None = None,
 ) -> CaseEvent:
     """Move a case along the transition table and write the timeline event.
 
-    With the deployment config, closing a case also schedules its satisfaction survey.
+    With the deployment config, the citizen gets the status's SMS notification (when the config
+    has one and they did not opt out), and closing a case schedules its satisfaction survey.
     """
     new = parse_status(target)
     current = CaseStatus(case.status)
@@ -150,9 +164,110 @@ def change_status(
         to_status=new.value,
     )
     session.add(event)
-    if new is CaseStatus.CLOSED and config is not None:
+    if config is not None:
         session.flush()
-        schedule_survey(session, case, config, now)
+        if sms_provider is not None:
+            notify_status(session, case, config, sms_provider, now)
+        if new is CaseStatus.CLOSED:
+            schedule_survey(session, case, config, now)
+    return event
+
+
+def message_citizen(
+    session: Session,
+    case: Case,
+    body: str,
+    *,
+    kind: str,
+    provider: str,
+    actor: str,
+    now: datetime,
+    respect_opt_out: bool,
+) -> OutboundMessage | None:
+    """Queue an SMS to the case's phone: interaction, timeline event and outbox row together.
+
+    None when there is no phone to text, or the citizen opted out of messages we start.
+    """
+    contact = case.contact
+    if contact is None or not can_receive_sms(contact.phone):
+        return None
+    if respect_opt_out and (contact.opted_out_at or contact.provider_opted_out_at):
+        return None
+    out = Interaction(
+        case_id=case.id,
+        contact_id=contact.id,
+        channel="sms",
+        direction="out",
+        provider=provider,
+        address=contact.phone,
+        text=body,
+        automatic=kind != "operator_reply",
+        created_at=now,
+    )
+    session.add(out)
+    session.flush()
+    message = OutboundMessage(
+        case_id=case.id,
+        contact_id=contact.id,
+        interaction_id=out.id,
+        kind=kind,
+        channel="sms",
+        provider=provider,
+        to_address=contact.phone,
+        body=body,
+        status=MessageStatus.PENDING.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    session.add(
+        CaseEvent(
+            case=case,
+            kind="message_out",
+            at=now,
+            actor=actor,
+            text=body,
+            interaction_id=out.id,
+            data={"channel": "sms", "kind": kind},
+        )
+    )
+    if case.first_response_at is None:
+        case.first_response_at = now  # the citizen heard from a person: the silence ends
+    return message
+
+
+def notify_status(
+    session: Session, case: Case, config: Config, provider: str, now: datetime
+) -> OutboundMessage | None:
+    """The short SMS a status change sends, from the `notify_<status>` template if any."""
+    language = config.language_or_default(case.language)
+    name = f"notify_{case.status}"
+    if name not in config.templates.get(language, {}):
+        return None
+    body = render_reply(config, name, language, tracking=case.tracking_number)
+    return message_citizen(
+        session,
+        case,
+        body,
+        kind="notification",
+        provider=provider,
+        actor="system",
+        now=now,
+        respect_opt_out=True,
+    )
+
+
+def add_note(session: Session, case: Case, text: str, *, actor: str) -> CaseEvent:
+    """An internal note on the timeline (never sent to the citizen)."""
+    text = text.strip()
+    if not text:
+        raise ValueError("a note needs text")
+    now = utcnow()
+    event = CaseEvent(case=case, kind="note", at=now, actor=actor, text=text[:4000])
+    case.updated_at = now
+    session.add(event)
     return event
 
 

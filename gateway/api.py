@@ -201,6 +201,7 @@ def _change_status(request: Request, payload: Any) -> Response:
                 actor=operator.username,
                 note=note,
                 config=rt.config,
+                sms_provider=rt.settings.sms_provider,
             )
         except UnknownStatus as exc:
             session.rollback()

@@ -270,3 +270,21 @@ def test_scores_and_follow_ups_in_the_api(
     assert client.get("/api/v1/surveys/scores").status_code == 401
     follow = client.get("/api/v1/surveys/follow-ups", headers=headers).json()["items"]
     assert [(f["rating"], f["department"]) for f in follow] == [(1, "ALIM")]
+
+
+def test_status_change_notifies_citizen_once_and_marks_first_response(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    headers = {"Authorization": f"Bearer {token}"}
+    client.post(f"/api/v1/cases/{number}/status", json={"status": "in_progress"}, headers=headers)
+    detail = client.get(f"/api/v1/cases/{number}", headers=headers).json()
+    assert detail["first_response_at"] is not None
+    with Db(db_url) as db:
+        (note,) = [m for m in db.outbox() if m.kind == "notification"]
+        assert "estamos trabajando en su pedido" in note.body
+        assert note.to_address == PHONE and note.status == "pending"
+    post_twilio(client, twilio_form("BAJA", sender=PHONE))
+    client.post(f"/api/v1/cases/{number}/status", json={"status": "resolved"}, headers=headers)
+    with Db(db_url) as db:
+        assert len([m for m in db.outbox() if m.kind == "notification"]) == 1  # opted out
