@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean browser
 
 install: $(VENV)/.installed
 
@@ -26,7 +26,14 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/python -m casestore.migrations.check
 
-test: lint
+# Browser tests drive Debian's Chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+
+test: lint browser
 	$(BIN)/python -m tests.services_check
 	$(BIN)/pytest -p no:cacheprovider
 

@@ -6,11 +6,21 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from casestore.cases import BadCursor, CaseFilter, audit, get_case, list_cases
-from casestore.status import UnknownStatus
+from casestore.cases import (
+    BadCursor,
+    CaseFilter,
+    add_note,
+    audit,
+    change_status,
+    get_case,
+    list_cases,
+    message_citizen,
+)
+from casestore.models import CaseStatus, utcnow
+from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
 from sms.phone import PhoneError, contact_key, normalise_phone
@@ -79,6 +89,8 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
         contact = case.contact
         return {
             "case": case,
+            "allowed": sorted(s.value for s in TRANSITIONS[CaseStatus(case.status)]),
+            "error": None,
             "phone": contact.phone if contact else None,
             "events": [
                 {
@@ -105,7 +117,70 @@ async def case_detail(request: Request) -> Response:
     return render(request, "console/case.html", context)
 
 
+def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) -> str | None:
+    """Apply one case-page action; returns an error message or None."""
+    rt = runtime(request)
+    action = form.get("action", "")
+    with rt.sessions() as session, session.begin():
+        case = get_case(session, number, viewer.departments, for_update=True)
+        if case is None:
+            return "not_found"
+        try:
+            if action == "status":
+                change_status(
+                    session,
+                    case,
+                    form.get("status", ""),
+                    actor=viewer.username,
+                    note=form.get("note", ""),
+                    config=rt.config,
+                    sms_provider=rt.settings.sms_provider,
+                )
+            elif action == "note":
+                add_note(session, case, form.get("text", ""), actor=viewer.username)
+            elif action == "reply":
+                body = form.get("text", "").strip()
+                if not body or len(body) > 640:
+                    return "El mensaje debe tener entre 1 y 640 caracteres."
+                sent = message_citizen(
+                    session,
+                    case,
+                    body,
+                    kind="operator_reply",
+                    provider=rt.settings.sms_provider,
+                    actor=viewer.username,
+                    now=utcnow(),
+                    respect_opt_out=False,
+                )
+                if sent is None:
+                    return "Este pedido no tiene un teléfono que reciba SMS."
+            else:
+                return f"unknown action {action!r}"
+        except (UnknownStatus, IllegalTransition, ValueError) as exc:
+            session.rollback()
+            return str(exc)
+        audit(session, viewer.username, f"console.case_{action}", "case", case.tracking_number)
+    return None
+
+
+@login_required
+async def case_action(request: Request) -> Response:
+    viewer: Viewer = request.state.viewer
+    number = "".join(ch for ch in request.path_params["tracking_number"] if ch.isdigit())
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    problem = await run_in_threadpool(_act, request, viewer, number, form)
+    if problem == "not_found":
+        t = translator(request.cookies.get("ventanilla_lang", "es"))
+        return render(request, "console/error.html", {"message": t("not_found")}, 404)
+    if problem is not None:
+        context = await run_in_threadpool(_detail, request, viewer, number)
+        assert context is not None
+        return render(request, "console/case.html", {**context, "error": problem}, 400)
+    return RedirectResponse(f"/console/cases/{number}", status_code=303)
+
+
 routes = [
     Route("/console", case_list, methods=["GET"]),
     Route("/console/cases/{tracking_number}", case_detail, methods=["GET"]),
+    Route("/console/cases/{tracking_number}", case_action, methods=["POST"]),
 ]
