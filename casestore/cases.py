@@ -6,9 +6,9 @@ import base64
 import binascii
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from casestore.config import Config
@@ -20,10 +20,11 @@ from casestore.models import (
     Contact,
     Interaction,
     MessageStatus,
+    Operator,
     OutboundMessage,
     utcnow,
 )
-from casestore.status import check_transition, parse_status
+from casestore.status import OPEN, check_transition, parse_status
 from feedback.surveys import schedule_survey
 from sms.conversation import render_reply
 from sms.phone import can_receive_sms
@@ -290,3 +291,105 @@ def audit(
             detail=detail,
         )
     )
+
+
+def duplicate_candidates(session: Session, case: Case, window_days: int) -> list[Case]:
+    """The same citizen's other open requests in the same category within the window,
+    from any channel: the same phone, or the same national ID when one was recorded."""
+    if case.contact_id is None and not case.national_id:
+        return []
+    same_person = []
+    if case.contact_id is not None:
+        same_person.append(Case.contact_id == case.contact_id)
+    if case.national_id:
+        same_person.append(Case.national_id == case.national_id)
+    since = case.created_at - timedelta(days=window_days)
+    until = case.created_at + timedelta(days=window_days)
+    return list(
+        session.scalars(
+            select(Case)
+            .where(
+                Case.id != case.id,
+                or_(*same_person),
+                Case.category == case.category,
+                Case.status.in_([s.value for s in OPEN]),
+                Case.merged_into_id.is_(None),
+                Case.created_at >= since,
+                Case.created_at <= until,
+            )
+            .order_by(Case.created_at)
+        )
+    )
+
+
+class MergeError(ValueError):
+    """These two cases cannot be merged."""
+
+
+def merge_cases(session: Session, target: Case, source: Case, *, actor: str) -> None:
+    """Fold `source` into `target`: its messages and history move over, it closes as merged.
+
+    The source's tracking number keeps answering: status look-ups follow the merge.
+    """
+    if target.id == source.id:
+        raise MergeError("a case cannot be merged into itself")
+    if source.merged_into_id is not None or target.merged_into_id is not None:
+        raise MergeError("one of these cases was already merged")
+    now = utcnow()
+    session.execute(
+        update(Interaction).where(Interaction.case_id == source.id).values(case_id=target.id)
+    )
+    for event in list(source.events):
+        if event.kind in ("message_in", "message_out", "note", "created"):
+            session.add(
+                CaseEvent(
+                    case=target,
+                    kind="merged_event" if event.kind == "created" else event.kind,
+                    at=event.at,
+                    actor=event.actor,
+                    text=event.text,
+                    interaction_id=event.interaction_id,
+                    data={"from_case": source.tracking_number},
+                )
+            )
+    previous = source.status
+    source.merged_into_id = target.id
+    source.status = CaseStatus.CLOSED.value
+    source.closed_at = now
+    source.updated_at = now
+    target.updated_at = now
+    target.urgent = target.urgent or source.urgent
+    if target.urgent:
+        target.priority = "urgent"
+    session.add(
+        CaseEvent(
+            case=source,
+            kind="merged",
+            at=now,
+            actor=actor,
+            text=f"merged into {target.tracking_number}",
+            from_status=previous,
+            to_status=CaseStatus.CLOSED.value,
+        )
+    )
+    session.add(
+        CaseEvent(
+            case=target,
+            kind="merged",
+            at=now,
+            actor=actor,
+            text=f"{source.tracking_number} merged into this case",
+        )
+    )
+
+
+def assign_case(session: Session, case: Case, operator: Operator, *, actor: str) -> None:
+    """Put an operator in charge (of the case's department); a new case becomes assigned."""
+    if not operator.sees_all() and case.department not in operator.department_codes:
+        raise ValueError(f"{operator.username} does not work in {case.department}")
+    now = utcnow()
+    case.assigned_to_id = operator.id
+    case.updated_at = now
+    session.add(CaseEvent(case=case, kind="assigned", at=now, actor=actor, text=operator.username))
+    if case.status == CaseStatus.NEW.value:
+        change_status(session, case, CaseStatus.ASSIGNED.value, actor=actor)

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from casestore import tracking
+from casestore import sla, tracking
 from casestore.config import Config
 from casestore.inbound import Inbound, IntakeResult
 from casestore.models import Case, CaseEvent, Contact, Interaction, MessageStatus, OutboundMessage
@@ -84,9 +84,20 @@ class Statements:
         self.case_by_id = select(cases.c.id, cases.c.tracking_number, cases.c.status).where(
             cases.c.id == bindparam("b_id")
         )
-        self.case_summary = select(
-            cases.c.tracking_number, cases.c.status, cases.c.department
-        ).where(cases.c.tracking_number == bindparam("b_number"))
+        # A merged case answers with the case it was merged into.
+        merged = cases.alias("merged")
+        self.case_summary = (
+            select(
+                func.coalesce(merged.c.tracking_number, cases.c.tracking_number).label(
+                    "tracking_number"
+                ),
+                func.coalesce(merged.c.status, cases.c.status).label("status"),
+                func.coalesce(merged.c.department, cases.c.department).label("department"),
+            )
+            .select_from(cases)
+            .outerjoin(merged, merged.c.id == cases.c.merged_into_id)
+            .where(cases.c.tracking_number == bindparam("b_number"))
+        )
         self.touch_case = (
             update(cases)
             .where(cases.c.id == bindparam("b_id"))
@@ -203,6 +214,7 @@ def open_case(
     length: int,
     actor: str = "citizen",
     interaction_id: int | None = None,
+    due: datetime | None = None,
 ) -> tuple[int, str]:
     """Insert a case with a fresh random tracking number and its `created` event."""
     for _ in range(TRACKING_ATTEMPTS):
@@ -223,6 +235,7 @@ def open_case(
                 "language": language,
                 "created_at": now,
                 "updated_at": now,
+                "due_at": due,
             },
         )
         if row is not None:
@@ -330,6 +343,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             now=now,
             length=config.tracking_length,
             interaction_id=inbound_id,
+            due=sla.due_at(config.raw, config.timezone, now, category.code, decision.urgent),
         )
         contact_changes.update(conversation_case_id=case_id, conversation_at=now)
     elif decision.action is Action.JOIN_CASE:

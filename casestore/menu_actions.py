@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from casestore import sla
 from casestore.config import Config
 from casestore.inbound import Inbound
 from casestore.intake import open_case, record_inbound, upsert_contact
@@ -118,6 +119,7 @@ def open_case_by_keypad(
         now=now,
         length=config.tracking_length,
         interaction_id=interaction_id,
+        due=sla.due_at(config.raw, config.timezone, now, chosen.code, urgent or chosen.urgent),
     )
     session.get(Interaction, interaction_id).case_id = case_id  # type: ignore[union-attr]
     sms_copy = phone is not None and can_receive_sms(contact_key(phone))
@@ -168,12 +170,12 @@ class StatusAnswer:
 
 def case_status(session: Session, tracking_number: str) -> StatusAnswer | None:
     """Status and department only: what any caller may hear about any case."""
-    row = session.execute(
-        select(Case.tracking_number, Case.status, Case.department).where(
-            Case.tracking_number == tracking_number
-        )
-    ).first()
-    return None if row is None else StatusAnswer(row.tracking_number, row.status, row.department)
+    case = session.scalar(select(Case).where(Case.tracking_number == tracking_number))
+    if case is not None and case.merged_into_id is not None:
+        case = session.get(Case, case.merged_into_id)  # a merged case answers for its target
+    if case is None:
+        return None
+    return StatusAnswer(case.tracking_number, case.status, case.department)
 
 
 def latest_open_case(session: Session, phone: str | None) -> str | None:

@@ -158,6 +158,11 @@ class Case(Base):
     first_response_at: Mapped[OptTimestamp]
     resolved_at: Mapped[OptTimestamp]
     closed_at: Mapped[OptTimestamp]
+    # Operator in charge; SLA due time (business hours); when it was escalated; merges.
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    due_at: Mapped[OptTimestamp]
+    escalated_at: Mapped[OptTimestamp]
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
     contact: Mapped[Contact | None] = relationship()
     survey: Mapped[Survey | None] = relationship(back_populates="case", uselist=False)
@@ -249,6 +254,8 @@ class Operator(Base):
     role: Mapped[str] = mapped_column(String(16))
     phone: Mapped[str | None] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # available | busy | away: who can take the next call.
+    availability: Mapped[str] = mapped_column(String(12), default="away", server_default="away")
     created_at: Mapped[Timestamp]
 
     departments: Mapped[list[OperatorDepartment]] = relationship(cascade="all, delete-orphan")

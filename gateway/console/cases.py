@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -12,14 +13,18 @@ from starlette.routing import Route
 from casestore.cases import (
     BadCursor,
     CaseFilter,
+    MergeError,
     add_note,
+    assign_case,
     audit,
     change_status,
+    duplicate_candidates,
     get_case,
     list_cases,
+    merge_cases,
     message_citizen,
 )
-from casestore.models import CaseStatus, utcnow
+from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
@@ -87,8 +92,33 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             return None
         audit(session, viewer.username, "console.case_view", "case", case.tracking_number)
         contact = case.contact
+        window = int(rt.config.raw.get("console", {}).get("duplicate_window_days", 14))
+        duplicates = [
+            {"tracking": d.tracking_number, "channel": d.channel, "description": d.description}
+            for d in duplicate_candidates(session, case, window)
+        ]
+        colleagues = session.scalars(
+            select(Operator)
+            .join(OperatorDepartment)
+            .where(OperatorDepartment.department == case.department, Operator.active.is_(True))
+            .order_by(Operator.username)
+        ).all()
+        assigned = session.get(Operator, case.assigned_to_id) if case.assigned_to_id else None
+        now = utcnow()
         return {
             "case": case,
+            "duplicates": duplicates,
+            "colleagues": [(o.id, o.username) for o in colleagues],
+            "assigned": assigned.username if assigned else None,
+            "due": case.due_at.astimezone(rt.config.timezone) if case.due_at else None,
+            "overdue": bool(
+                case.due_at
+                and case.due_at < now
+                and case.status in ("new", "assigned", "in_progress")
+            ),
+            "merged_into": session.get(Case, case.merged_into_id).tracking_number  # type: ignore[union-attr]
+            if case.merged_into_id
+            else None,
             "allowed": sorted(s.value for s in TRANSITIONS[CaseStatus(case.status)]),
             "error": None,
             "phone": contact.phone if contact else None,
@@ -136,6 +166,29 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                     config=rt.config,
                     sms_provider=rt.settings.sms_provider,
                 )
+            elif action == "merge":
+                source_number = "".join(ch for ch in form.get("source", "") if ch.isdigit())
+                source = get_case(session, source_number, viewer.departments, for_update=True)
+                if source is None:
+                    return "not_found"
+                merge_cases(session, case, source, actor=viewer.username)
+            elif action == "assign":
+                target_id = int(form.get("operator_id") or viewer.operator_id)
+                if target_id != viewer.operator_id and not viewer.is_supervisor:
+                    return "Solo un supervisor asigna pedidos a otra persona."
+                operator = session.get(Operator, target_id)
+                if operator is None:
+                    return "not_found"
+                assign_case(session, case, operator, actor=viewer.username)
+            elif action == "person":
+                name = form.get("name", "").strip()[:200] or None
+                national_id = "".join(ch for ch in form.get("national_id", "") if ch.isdigit())
+                if national_id and not 7 <= len(national_id) <= 9:
+                    return "El DNI debe tener entre 7 y 9 dígitos."
+                case.citizen_name = name
+                case.national_id = national_id or None
+                case.updated_at = utcnow()
+                add_note(session, case, "datos de la persona actualizados", actor=viewer.username)
             elif action == "note":
                 add_note(session, case, form.get("text", ""), actor=viewer.username)
             elif action == "reply":
@@ -156,7 +209,7 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                     return "Este pedido no tiene un teléfono que reciba SMS."
             else:
                 return f"unknown action {action!r}"
-        except (UnknownStatus, IllegalTransition, ValueError) as exc:
+        except (UnknownStatus, IllegalTransition, MergeError, ValueError) as exc:
             session.rollback()
             return str(exc)
         audit(session, viewer.username, f"console.case_{action}", "case", case.tracking_number)

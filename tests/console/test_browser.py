@@ -163,3 +163,42 @@ def test_cross_department_case_is_denied(page: Page, live: Live) -> None:
     expect(page.get_by_role("alert")).to_contain_text("No encontramos")
     expect(page.get_by_text("colchones")).to_have_count(0)
     shot(page, "04-denied")
+
+
+def test_duplicate_request_is_merged(page: Page, live: Live) -> None:
+    from sqlalchemy import update
+
+    from casestore.models import Contact
+
+    phone = "+5491155550405"
+    httpx.post(
+        live.url + "/simulator", data={"phone": phone, "text": "No cobre la tarjeta alimentar"}
+    )
+    with Db(live.db_url) as db, db.engine.begin() as conn:  # the conversation window has passed
+        conn.execute(
+            update(Contact).where(Contact.phone == phone).values(conversation_case_id=None)
+        )
+    httpx.post(
+        live.url + "/simulator", data={"phone": phone, "text": "Sigo sin la tarjeta alimentar"}
+    )
+    with Db(live.db_url) as db:
+        first, second = [c for c in db.cases() if "tarjeta alimentar" in c.description.lower()][-2:]
+    log_in(page, live)
+    page.goto(f"{live.url}/console/cases/{first.tracking_number}")
+    expect(page.get_by_role("heading", name="Posibles duplicados")).to_be_visible()
+    shot(page, "05-duplicates")
+    page.get_by_role("button", name="Unir a este pedido").click()
+    expect(page.get_by_text(f"{second.tracking_number} merged into this case")).to_be_visible()
+    expect(page.get_by_text("Sigo sin la tarjeta alimentar")).to_be_visible()
+    shot(page, "06-merged")
+    with Db(live.db_url) as db:
+        merged = next(c for c in db.cases() if c.id == second.id)
+    assert merged.merged_into_id == first.id and merged.status == "closed"
+    # The merged number still answers, with the case it went into.
+    status = httpx.post(
+        live.url + "/simulator",
+        data={"phone": "+5491155550406", "text": f"ESTADO {second.tracking_number}"},
+        follow_redirects=True,
+    )
+    spaced = f"{first.tracking_number[:4]} {first.tracking_number[4:8]} {first.tracking_number[8:]}"
+    assert spaced in status.text
