@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.console import auth, cases
+from gateway.console import auth, cases, supervision
 
-routes: list[BaseRoute] = [*auth.routes, *cases.routes]
+routes: list[BaseRoute] = [*auth.routes, *cases.routes, *supervision.routes]

@@ -45,6 +45,7 @@ class Viewer:
     role: str
     departments: frozenset[str] | None  # None: every department (admin)
     csrf_token: str
+    availability: str = "away"
 
     @property
     def is_supervisor(self) -> bool:
@@ -87,6 +88,7 @@ def _load_viewer(rt: Runtime, token: str) -> Viewer | None:
             role=operator.role,
             departments=frozenset(departments) if departments is not None else None,
             csrf_token=row.csrf_token,
+            availability=operator.availability,
         )
 
 
