@@ -393,3 +393,66 @@ def assign_case(session: Session, case: Case, operator: Operator, *, actor: str)
     session.add(CaseEvent(case=case, kind="assigned", at=now, actor=actor, text=operator.username))
     if case.status == CaseStatus.NEW.value:
         change_status(session, case, CaseStatus.ASSIGNED.value, actor=actor)
+
+
+def escalate_overdue(session: Session, now: datetime, provider: str, limit: int = 500) -> int:
+    """Flag open cases past their due time and tell the department's supervisors by SMS."""
+    overdue = session.scalars(
+        select(Case)
+        .where(
+            Case.status.in_([s.value for s in OPEN]),
+            Case.due_at.is_not(None),
+            Case.due_at < now,
+            Case.escalated_at.is_(None),
+            Case.merged_into_id.is_(None),
+        )
+        .order_by(Case.due_at)
+        .limit(limit)
+    ).all()
+    for case in overdue:
+        case.escalated_at = now
+        supervisors = (
+            session.scalars(
+                select(Operator)
+                .join(Operator.departments)
+                .where(
+                    Operator.role == "supervisor",
+                    Operator.active.is_(True),
+                    Operator.phone.is_not(None),
+                    Operator.departments.any(department=case.department),
+                )
+            )
+            .unique()
+            .all()
+        )
+        names = ", ".join(s.username for s in supervisors) or "-"
+        session.add(
+            CaseEvent(
+                case=case,
+                kind="escalated",
+                at=now,
+                actor="system",
+                text=f"overdue since {case.due_at.isoformat() if case.due_at else ''}; "
+                f"supervisors told: {names}",
+            )
+        )
+        for supervisor in supervisors:
+            assert supervisor.phone is not None
+            session.add(
+                OutboundMessage(
+                    case_id=case.id,
+                    kind="escalation",
+                    channel="sms",
+                    provider=provider,
+                    to_address=supervisor.phone,
+                    body=f"Ventanilla: el pedido {case.tracking_number} ({case.department}) "
+                    "esta vencido.",
+                    status=MessageStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    session.flush()
+    return len(overdue)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Table, and_, or_, select, update
+from sqlalchemy import Connection, Table, or_, select, update
 
 from casestore.inbound import StatusUpdate
 from casestore.models import Contact, Interaction, MessageStatus, OutboundMessage
@@ -222,12 +222,8 @@ def apply_status(conn: Connection, report: StatusUpdate, now: datetime) -> bool:
     return True
 
 
-def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
-    """Put back rows lost from Redis (queued too long) and rows whose sender died (lease over).
-
-    Returns (requeued, expired). A row whose lease expired may have reached the provider before
-    the worker died: it is resent and the possible duplicate is written on the row.
-    """
+def sweep(conn: Connection, now: datetime) -> int:
+    """Put back rows lost from Redis (queued for too long); returns how many."""
     lost = conn.execute(
         update(outbox)
         .where(
@@ -236,19 +232,74 @@ def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
         )
         .values(status=MessageStatus.PENDING.value, updated_at=now)
     ).rowcount
-    expired = conn.execute(
+    return int(lost or 0)
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """A row whose sender died mid-send: the provider may or may not have it."""
+
+    id: int
+    provider: str
+    to_address: str
+    body: str
+    since: datetime
+
+
+def take_expired_leases(conn: Connection, now: datetime, limit: int = 200) -> list[Unsettled]:
+    """Rows stuck in `sending` past their lease, claimed (a fresh lease) for reconciliation."""
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            select(outbox.c.id)
+            .where(outbox.c.status == MessageStatus.SENDING.value, outbox.c.lease_until < now)
+            .limit(limit)
+        )
+    ]
+    if not ids:
+        return []
+    rows = conn.execute(
         update(outbox)
         .where(
-            and_(
-                outbox.c.status == MessageStatus.SENDING.value,
-                outbox.c.lease_until < now,
-            )
+            outbox.c.id.in_(ids),
+            outbox.c.status == MessageStatus.SENDING.value,
+            outbox.c.lease_until < now,
         )
+        .values(lease_until=now + LEASE, updated_at=now)
+        .returning(
+            outbox.c.id, outbox.c.provider, outbox.c.to_address, outbox.c.body, outbox.c.sent_at
+        )
+    ).all()
+    # The send began at most one lease before the expiry we saw: look from well before it.
+    since = now - 2 * LEASE
+    return [Unsettled(r.id, r.provider, r.to_address, r.body, since) for r in rows]
+
+
+def settle(
+    conn: Connection, message_id: int, now: datetime, *, found_ref: str | None, could_ask: bool
+) -> str:
+    """After a provider look-up: sent (found), or back to pending to resend.
+
+    A provider that cannot be asked gets the message again, and the possible duplicate is
+    written on the row so people can see it.
+    """
+    if found_ref is not None:
+        mark_sent(conn, message_id, found_ref, "reconciled", now)
+        return MessageStatus.SENT.value
+    note = (
+        "worker stopped while sending; the provider has no such message: resent"
+        if could_ask
+        else "worker stopped while sending; the provider cannot be asked: resent, may duplicate"
+    )
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id, outbox.c.status == MessageStatus.SENDING.value)
         .values(
             status=MessageStatus.PENDING.value,
             lease_until=None,
-            error="worker stopped while sending: this resend may duplicate",
+            next_attempt_at=now,
+            error=note,
             updated_at=now,
         )
-    ).rowcount
-    return int(lost or 0), int(expired or 0)
+    )
+    return MessageStatus.PENDING.value

@@ -15,7 +15,16 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from casestore.config import Config, load_config
-from gateway import api, console, simulator, ussd, voice_africastalking, voice_twilio, webhooks
+from gateway import (
+    api,
+    console,
+    missed_call,
+    simulator,
+    ussd,
+    voice_africastalking,
+    voice_twilio,
+    webhooks,
+)
 from gateway.runtime import Runtime, build_runtime
 from gateway.settings import Settings, load_settings
 
@@ -84,6 +93,7 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
         *ussd.routes,
         *voice_twilio.routes,
         *voice_africastalking.routes,
+        *missed_call.routes,
         *api.routes,
         *console.routes,
         *simulator.routes,

@@ -68,13 +68,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
+    config = load_config(env=settings.env)
     engine = make_engine(settings.database_url)
     connection = connect(settings.redis_url)
     if args.burst:
-        moved = run_burst(engine, connection)
+        moved = run_burst(engine, connection, config, settings.sms_provider)
         print(f"worker: {moved} outbox messages dispatched")
         return 0
-    run_forever(engine, connection)
+    run_forever(engine, connection, config=config, sms_provider=settings.sms_provider)
     return 0
 
 

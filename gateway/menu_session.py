@@ -86,6 +86,7 @@ class Call:
     step_ref: str  # unique per step within the session: used as the provider reference
     phone: str | None  # E.164, None when withheld
     value: str | None  # the input; None on the first request of a session
+    language: str | None = None  # a known preference (a call-back to a contact), else default
 
 
 def operators_open(menu: Menu, now: datetime) -> bool:
@@ -104,7 +105,7 @@ async def advance(rt: Runtime, menu: Menu, store: SessionStore, call: Call) -> S
         resumable = None
         if call.channel == "ussd" and call.phone:
             resumable = store.take_resumable(call.phone)
-        screen = start(menu, call.channel, None, resumable)
+        screen = start(menu, call.channel, call.language, resumable)
         if call.value is not None and state is None and call.channel == "voice":
             # A voice step whose session expired: start over cleanly.
             log.info("menu session %s expired; starting over", call.provider)

@@ -15,6 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import requests
@@ -67,6 +68,11 @@ class SmsSender(Protocol):
 
     def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult: ...
 
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        """The provider's id of this message if it was already sent; CannotReconcile if the
+        provider cannot be asked."""
+        ...
+
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     """Remove every secret from text meant for an error message or a log line, and shorten it."""
@@ -102,6 +108,13 @@ _TWILIO_RETRYABLE_CODES = frozenset(
         21611,  # the sender's outgoing queue is full (~10 hours of traffic): it drains
     }
 )
+_CLOCK_SKEW = timedelta(minutes=2)
+
+
+class CannotReconcile(Exception):
+    """The provider offers no way to ask whether a message was already sent."""
+
+
 _TWILIO_OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient" (the citizen sent STOP)
 
 
@@ -149,6 +162,25 @@ class TwilioSender:
             # The SDK lets transport errors from `requests` through unchanged.
             raise _network_error("twilio", exc, self._secrets) from None
         return SendResult(provider_ref=str(message.sid), status=str(message.status))
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        """The sid of a message we already sent to `to` with this body since `since`, if any.
+
+        Used after a worker died between Twilio accepting a message and our commit: the
+        message is looked up before any resend, so the citizen does not get it twice.
+        """
+        try:
+            # DateSent filters by day; the exact time and the body settle it.
+            messages = self._client.messages.list(to=to, date_sent_after=since, limit=100)
+        except TwilioException as exc:
+            raise self._classify(exc) from None
+        except requests.RequestException as exc:
+            raise _network_error("twilio", exc, self._secrets) from None
+        for message in messages:
+            created = getattr(message, "date_created", None)
+            if message.body == body and (created is None or created >= since - _CLOCK_SKEW):
+                return str(message.sid)
+        return None
 
     def _classify(self, exc: TwilioException) -> SendError:
         # TwilioRestException (classic JSON errors) and TwilioServiceException (RFC 9457 errors)
@@ -225,6 +257,10 @@ class AfricasTalkingSender:
         self._session = requests.Session()
         self._session.headers.update({"apiKey": api_key, "Accept": "application/json"})
 
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        # AT's messaging API has no look-up of sent messages by recipient and time.
+        raise CannotReconcile("Africa's Talking cannot be asked whether a message was sent")
+
     def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
         """Send one SMS. AT has no per-message callback: reports go to the account's one URL."""
         del status_callback  # configured once in AT's dashboard, not per message
@@ -297,9 +333,8 @@ def _json_object(text: str) -> dict[str, Any] | None:
         return None
     return value if isinstance(value, dict) else None
 
-
-# --------------------------------------------------------------------------------------------
-# Outbox
+    # --------------------------------------------------------------------------------------------
+    # Outbox
 
 
 @dataclass(frozen=True)
@@ -329,6 +364,9 @@ class OutboxSender:
             self.records.append(OutboxRecord(ref, to, body, status_callback))
         logger.info("outbox recorded %s (%d characters)", ref, len(body))
         return SendResult(provider_ref=ref, status="recorded")
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        raise CannotReconcile("the outbox keeps no record across processes")
 
 
 # --------------------------------------------------------------------------------------------

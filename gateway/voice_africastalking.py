@@ -1,7 +1,429 @@
-"""(being written)"""
+"""Africa's Talking voice: the callback form in, the shared menu out as AT voice XML.
+
+AT posts every request of a call to URLs we choose: the first and the last (`isActive=0`) to
+the number's configured callback, every later step to the `callbackUrl` of our previous
+answer. Those URLs carry `?token=` (AT signs nothing), the step number (so a redelivered
+step gets the same answer and changes nothing) and what the step collects (`in=d` digits,
+`in=r` a recording). AT has no per-call URL for calls we place: an answered call-back comes
+in here with `direction=Outbound`, recognised by its `sessionId`.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+from xml.sax.saxutils import escape, quoteattr
 
-routes: list[BaseRoute] = []
+import redis
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from casestore import calls
+from gateway.africastalking import PROVIDER, verify_token
+from gateway.forms import BadRequest, read_form, require
+from gateway.menu_session import Call, advance
+from gateway.missed_call import AT_REJECT, handle_missed_call, is_missed_call_number
+from gateway.runtime import Runtime
+from gateway.webhooks import refuse, runtime
+from ivr.machine import Expect, Screen
+from ivr.menu import Menu
+from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
+
+log = logging.getLogger(__name__)
+
+PATH = "/webhooks/africastalking/voice"
+XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
+EMPTY = XML_HEAD + "<Response/>"
+CHOICE_TIMEOUT = 10  # seconds to press a key
+DIGITS_TIMEOUT = 30  # seconds to key a whole tracking number
+DEFAULT_VOICE = "woman"  # AT documents "man" and "woman"
+# One step of a session at a time: AT may redeliver while we are still answering.
+LOCK_MS = 15_000
+LOCK_WAIT = 3.0
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+_KEYS = "ventanilla:atvoice:"
+_INPUTS = {"d": "digits", "r": "recording"}
+_KEYPAD = frozenset("0123456789*#")
+# Speech the menu prompts do not cover; `[ivr.voice.<lang>]` may override each. "option" and
+# "sorry" say what gateway.voice_twilio says, so both providers sound the same.
+SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
+    "es": {
+        "option": "{label}: presione {key}.",
+        "queue_notice": "Aguarde en linea, por favor. Lo atendera la primera persona libre.",
+        "sorry": "Disculpe, ahora no podemos atenderlo. Por favor llame mas tarde.",
+    },
+    "en": {
+        "option": "{label}: press {key}.",
+        "queue_notice": "Please hold. The first available person will answer.",
+        "sorry": "Sorry, we cannot take your call right now. Please call again later.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class VoiceRequest:
+    """One AT voice callback, normalised."""
+
+    session_id: str
+    active: bool
+    outbound: bool
+    phone: str | None  # callerNumber in E.164; None when withheld
+    caller: str  # callerNumber as received
+    destination: str  # destinationNumber as received ("" when absent)
+    digits: str | None  # dtmfDigits without the finishing "#"; None when nothing was pressed
+    recording_url: str | None
+    session_state: str
+    hangup_cause: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where a request sits in our flow, from the query string of the URL AT called."""
+
+    number: int  # 0: the number's own callback URL (first or last request)
+    collects: str | None  # "digits" | "recording" | None
+
+
+def parse_voice(form: Mapping[str, str], country: str) -> VoiceRequest:
+    """An AT voice callback form as a VoiceRequest; BadRequest names the bad field."""
+    require(dict(form), "sessionId", "isActive")
+    if "callerNumber" not in form:
+        # Present but empty is a withheld caller, who still gets the whole menu.
+        raise BadRequest("missing field: callerNumber")
+    active = form["isActive"].strip()
+    if active not in ("0", "1"):
+        raise BadRequest("isActive must be 0 or 1")
+    direction = (form.get("direction") or "Inbound").strip().lower()
+    if direction not in ("inbound", "outbound"):
+        raise BadRequest(f"unknown direction {form['direction']!r}; expected Inbound or Outbound")
+    caller = form["callerNumber"].strip()
+    try:
+        phone = sender_phone(caller, country) if caller else None
+    except PhoneError as exc:
+        raise BadRequest("unparseable phone number in callerNumber") from exc
+    digits = (form.get("dtmfDigits") or "").strip()
+    if digits.lower() == "undefined":  # what AT sends when GetDigits timed out
+        digits = ""
+    if len(digits) > 32 or not set(digits) <= _KEYPAD:
+        raise BadRequest("dtmfDigits must be keypad digits")
+    digits = digits.rstrip("#")
+    recording = (form.get("recordingUrl") or "").strip()
+    if recording and not recording.startswith(("https://", "http://")):
+        raise BadRequest("recordingUrl must be an http(s) URL")
+    return VoiceRequest(
+        session_id=form["sessionId"].strip()[:80],
+        active=active == "1",
+        outbound=direction == "outbound",
+        phone=phone,
+        caller=caller,
+        destination=(form.get("destinationNumber") or "").strip(),
+        digits=digits or None,
+        recording_url=recording or None,
+        session_state=(form.get("callSessionState") or "").strip(),
+        hangup_cause=(form.get("hangupCause") or "").strip(),
+    )
+
+
+def parse_step(query: Mapping[str, str]) -> Step:
+    raw = query.get("step", "0")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 4:
+        raise BadRequest("step must be a number")
+    collects = query.get("in")
+    if collects is not None and collects not in _INPUTS:
+        raise BadRequest("in must be d or r")
+    return Step(int(raw), _INPUTS[collects] if collects else None)
+
+
+def step_value(request: VoiceRequest, step: Step) -> str | None:
+    """The menu input this request carries; None opens the session (the number's own URL)."""
+    if step.number == 0:
+        return None
+    if step.collects == "recording":
+        return request.recording_url or ""
+    return request.digits or ""  # a GetDigits that timed out is "no input"
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How the menu is spoken and where the next step goes."""
+
+    voice: str
+    digits_url: str
+    recording_url: str
+    recording_max_seconds: int
+    hold_music_url: str | None
+
+
+def _say(text: str, voice: str) -> str:
+    return f'<Say voice={quoteattr(voice)} playBeep="false">{escape(text)}</Say>'
+
+
+def speech(menu: Menu, language: str, name: str) -> str:
+    """A speech-only text: `[ivr.voice.<lang>] <name>`, else the built-in default."""
+    override = menu.config.raw.get("ivr", {}).get("voice", {}).get(language, {}).get(name)
+    return str(override or (SPEECH_DEFAULTS.get(language) or SPEECH_DEFAULTS["en"])[name])
+
+
+def spoken_options(menu: Menu, screen: Screen) -> str:
+    """The options read out: "Nuevo pedido: presione 1." (keys digit by digit)."""
+    template = speech(menu, screen.state.language, "option")
+    return " ".join(
+        template.format(label=label, key=" ".join(key)) for key, label in screen.options
+    )
+
+
+def render_screen(menu: Menu, screen: Screen, voice: Voice) -> str:
+    """The Screen as AT voice XML; a document that simply ends hangs the call up."""
+    lang = screen.state.language
+    if screen.action is not None and screen.action.kind == "enqueue":
+        # AT's Enqueue has no waitUrl: nothing can be said while the caller waits.
+        text = f"{screen.text} {speech(menu, lang, 'queue_notice')}".strip()
+        hold = f" holdMusic={quoteattr(voice.hold_music_url)}" if voice.hold_music_url else ""
+        name = quoteattr(screen.action.department or menu.operator_department)
+        said = _say(text, voice.voice) if text else ""
+        return f"{XML_HEAD}<Response>{said}<Enqueue name={name}{hold}/></Response>"
+    if screen.end or screen.expect == Expect.NOTHING:
+        said = _say(screen.text, voice.voice) if screen.text else ""
+        return f"{XML_HEAD}<Response>{said}</Response>"
+    if screen.expect == Expect.RECORDING:
+        return (
+            f'{XML_HEAD}<Response><Record finishOnKey="#" '
+            f'maxLength="{voice.recording_max_seconds}" trimSilence="true" playBeep="true" '
+            f"callbackUrl={quoteattr(voice.recording_url)}>"
+            f"{_say(screen.text, voice.voice)}</Record></Response>"
+        )
+    if screen.expect == Expect.DIGITS:
+        text, digits, timeout = screen.text, screen.digits or 12, DIGITS_TIMEOUT
+    else:  # a choice; free text cannot be keyed on a phone, so it is read as one too
+        text = f"{screen.text} {spoken_options(menu, screen)}".strip()
+        digits = max((len(key) for key, _ in screen.options), default=1)
+        timeout = CHOICE_TIMEOUT
+    url = quoteattr(voice.digits_url)
+    # If nothing is pressed AT goes on to the next action: the Redirect brings that back to
+    # the same step as "no input", so silence counts as an invalid attempt.
+    return (
+        f'{XML_HEAD}<Response><GetDigits numDigits="{digits}" timeout="{timeout}" '
+        f'finishOnKey="#" callbackUrl={url}>{_say(text, voice.voice)}</GetDigits>'
+        f"<Redirect>{escape(voice.digits_url)}</Redirect></Response>"
+    )
+
+
+def _step_url(rt: Runtime, number: int, collects: str) -> str:
+    query = urlencode({"token": rt.settings.at_webhook_token or "", "step": number, "in": collects})
+    return f"{rt.settings.public_url}{PATH}?{query}"
+
+
+def _voice_for(rt: Runtime, language: str, next_step: int) -> Voice:
+    ivr = rt.config.raw.get("ivr", {})
+    table = ivr.get("voice", {}).get(language, {})
+    return Voice(
+        voice=str(table.get("at_voice") or DEFAULT_VOICE),
+        digits_url=_step_url(rt, next_step, "d"),
+        recording_url=_step_url(rt, next_step, "r"),
+        recording_max_seconds=int(ivr.get("recording_max_seconds", 120)),
+        hold_music_url=str(ivr.get("hold_music_url") or "") or None,
+    )
+
+
+# ---------------------------------------------------------------- the route
+
+
+@contextlib.asynccontextmanager
+async def _one_at_a_time(client: redis.Redis, key: str) -> AsyncIterator[None]:
+    """Serialise the requests of one call; after LOCK_WAIT go on rather than keep AT waiting."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + LOCK_WAIT
+    held = False
+    while not held:
+        held = bool(client.set(key, token, nx=True, px=LOCK_MS))
+        if held or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        if held:
+            client.eval(_RELEASE, 1, key, token)
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who the citizen on this call is."""
+
+    phone: str | None
+    language: str | None = None
+
+
+def _our_number(rt: Runtime, number: str) -> bool:
+    ours = rt.settings.env.get("AT_VOICE_NUMBER", "")
+    if not ours or not number:
+        return False
+    try:
+        return contact_key(normalise_phone(number, rt.config.country)) == contact_key(
+            normalise_phone(ours, rt.config.country)
+        )
+    except PhoneError:
+        return False
+
+
+def _outbound_party(rt: Runtime, request: VoiceRequest) -> Party:
+    """For a call we placed but cannot find: the party that is not our own number."""
+    if _our_number(rt, request.caller) and request.destination:
+        try:
+            return Party(sender_phone(request.destination, rt.config.country))
+        except PhoneError:
+            return Party(None)
+    return Party(request.phone)
+
+
+async def _party(rt: Runtime, request: VoiceRequest, first: bool) -> Party:
+    """The citizen: the caller on inbound calls, the number we dialled on calls we placed."""
+    if not request.outbound:
+        return Party(request.phone)
+    remembered = _KEYS + "party:" + request.session_id
+    if first:
+
+        def answered() -> calls.PlacedCall | None:
+            with rt.sessions() as session, session.begin():
+                return calls.mark_answered(session, PROVIDER, request.session_id, datetime.now(UTC))
+
+        placed = await run_in_threadpool(answered)
+        if placed is None:
+            log.warning("outbound call answered that we did not place (or not recorded yet)")
+            party = _outbound_party(rt, request)
+        else:
+            party = Party(placed.to_address, placed.language)
+        rt.redis.set(remembered, json.dumps([party.phone, party.language]), ex=rt.menu_store.ttl)
+        return party
+    raw = rt.redis.get(remembered)
+    if raw is None:
+        return _outbound_party(rt, request)
+    phone, language = json.loads(raw)
+    return Party(phone, language)
+
+
+async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
+    """Run one step of the menu and render it."""
+    if (
+        step.number == 0
+        and not request.outbound
+        and is_missed_call_number(rt.config, request.destination)
+    ):
+        await handle_missed_call(rt, PROVIDER, request.session_id, request.phone)
+        return AT_REJECT
+    party = await _party(rt, request, first=step.number == 0)
+    screen = await advance(
+        rt,
+        rt.menu,
+        rt.menu_store,
+        Call(
+            channel="voice",
+            provider=PROVIDER,
+            session_id=request.session_id,
+            step_ref=str(step.number),
+            phone=party.phone,
+            value=step_value(request, step),
+            language=party.language,
+        ),
+    )
+    return render_screen(rt.menu, screen, _voice_for(rt, screen.state.language, step.number + 1))
+
+
+async def _finish(rt: Runtime, request: VoiceRequest) -> str:
+    """The last request (isActive=0): keep a recording the caller hung up on, then clean up."""
+    store = rt.menu_store
+    key = f"{PROVIDER}:{request.session_id}"
+    state = store.load(key)
+    if state is not None and state.node == "describe" and request.recording_url:
+        # Many callers hang up instead of pressing "#": the recording still becomes the case
+        # (its SMS copy tells them the number they could not hear).
+        party = await _party(rt, request, first=False)
+        await advance(
+            rt,
+            rt.menu,
+            store,
+            Call(
+                channel="voice",
+                provider=PROVIDER,
+                session_id=request.session_id,
+                step_ref="final",
+                phone=party.phone,
+                value=request.recording_url,
+            ),
+        )
+    store.drop(key)
+    rt.redis.delete(_KEYS + "party:" + request.session_id)
+    if request.outbound:
+        reason = request.hangup_cause or request.session_state or None
+
+        def ended() -> bool:
+            with rt.sessions() as session, session.begin():
+                return calls.mark_ended(
+                    session, PROVIDER, request.session_id, reason=reason, now=datetime.now(UTC)
+                )
+
+        await run_in_threadpool(ended)
+    return EMPTY
+
+
+async def at_voice(request: Request) -> Response:
+    rt = runtime(request)
+    try:
+        verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        step = parse_step(request.query_params)
+        form = await read_form(request)
+        voice_request = parse_voice(form, rt.config.country)
+    except BadRequest as exc:
+        return refuse(exc)
+    try:
+        answer = await _answer(rt, voice_request, step)
+    except DBAPIError:
+        raise  # the app answers 503: the caller's step could not be kept
+    except Exception as exc:  # Redis down or a bug: an apology and a clean end, never a 500
+        log.error("AT voice step failed: %s", type(exc).__name__, exc_info=not _is_redis(exc))
+        answer = _sorry(rt)
+    return Response(answer, media_type="application/xml")
+
+
+async def _answer(rt: Runtime, voice_request: VoiceRequest, step: Step) -> str:
+    session_id = voice_request.session_id
+    async with _one_at_a_time(rt.redis, _KEYS + "lock:" + session_id):
+        if not voice_request.active:
+            return await _finish(rt, voice_request)
+        answer_key = f"atvoice:{session_id}:{step.number}"
+        cached = rt.menu_store.cached(answer_key)
+        if cached is not None:
+            return cached  # a redelivered step: same answer, nothing done twice
+        answer = await _menu_answer(rt, voice_request, step)
+        rt.menu_store.cache(answer_key, answer)
+        return answer
+
+
+def _is_redis(exc: Exception) -> bool:
+    return isinstance(exc, redis.RedisError)
+
+
+def _sorry(rt: Runtime) -> str:
+    language = rt.config.default_language
+    voice = str(
+        rt.config.raw.get("ivr", {}).get("voice", {}).get(language, {}).get("at_voice")
+        or DEFAULT_VOICE
+    )
+    return f"{XML_HEAD}<Response>{_say(speech(rt.menu, language, 'sorry'), voice)}</Response>"
+
+
+routes: list[BaseRoute] = [Route(PATH, at_voice, methods=["POST"])]

@@ -1,7 +1,461 @@
-"""(being written)"""
+"""Twilio voice: the shared menu spoken as TwiML; every step signed and answered once.
+
+URLs the app hands to Twilio, all checked with X-Twilio-Signature over VENTANILLA_PUBLIC_URL:
+
+    POST /webhooks/twilio/voice                   incoming call (step 0)
+    POST /webhooks/twilio/voice?step=N[&rec=1]    action of the Gather/Record of step N-1
+    POST /webhooks/twilio/voice/wait?q=D&u=0|1    Enqueue waitUrl: position and expected wait
+    POST /webhooks/twilio/voice/hold?q=D&u=0|1    the wait Gather's action: 1 answers <Leave/>
+    POST /webhooks/twilio/voice/queue?step=N&q=D&u=0|1   Enqueue action: QueueResult
+    POST /webhooks/twilio/voice/status            call status callback: drops the session
+
+`step` grows by one with every answer, so CallSid + step names one request: its TwiML is
+cached and a redelivery gets it back without touching the menu again (first answer wins).
+Queue name = department code; urgent callers join the same queue (the case carries the flag).
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
 
-routes: list[BaseRoute] = []
+import redis
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from twilio.twiml.voice_response import VoiceResponse
+
+from casestore.menu_actions import spoken_tracking
+from gateway import twilio
+from gateway.forms import BadRequest, read_form, require
+from gateway.menu_session import Call, SessionStore, advance, perform
+from gateway.runtime import Runtime
+from gateway.webhooks import public_url, refuse, runtime, unavailable
+from ivr.machine import Action, Expect, Screen, State, queue_wait, resume
+from ivr.menu import Menu
+from sms.phone import PhoneError, sender_phone
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "twilio"
+VOICE_PATH = "/webhooks/twilio/voice"
+WAIT_PATH = VOICE_PATH + "/wait"
+HOLD_PATH = VOICE_PATH + "/hold"
+QUEUE_PATH = VOICE_PATH + "/queue"
+STATUS_PATH = VOICE_PATH + "/status"
+
+# Gather timeouts (seconds without a key press before Twilio posts what it has).
+CHOICE_TIMEOUT = 6
+PAIR_TIMEOUT = 4  # screens with a two-digit key ("98"): a single key goes after this pause
+DIGITS_TIMEOUT = 10
+WAIT_TIMEOUT = 15
+RECORD_SILENCE = 5
+MAX_STEP = 10_000
+
+# QueueResult of the Enqueue action: what the caller hears next.
+CALLBACK_RESULTS = frozenset({"leave", "queue-full", "error", "system-error"})
+GONE_RESULTS = frozenset({"hangup", "redirected"})
+DONE_RESULTS = frozenset({"bridged", "bridging-in-process", "redirected-from-bridged"})
+QUEUE_RESULTS = CALLBACK_RESULTS | GONE_RESULTS | DONE_RESULTS
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+LOCK_PREFIX = "ventanilla:voice:twilio:lock:"
+LOCK_SECONDS = 15
+TWIN_WAIT_SECONDS = 10.0
+
+# Built-in speech that the menu prompts do not cover; `[ivr.voice.<lang>]` may override them.
+SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
+    "es": {
+        "option": "{label}: presione {key}.",
+        "sorry": "Disculpe, ahora no podemos atenderlo. Por favor llame mas tarde.",
+    },
+    "en": {
+        "option": "{label}: press {key}.",
+        "sorry": "Sorry, we cannot take your call right now. Please call again later.",
+    },
+}
+# Nine or more digits, possibly separated by single spaces or hyphens: a tracking number.
+DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){8,}")
+EMPTY = str(VoiceResponse())
+
+
+@dataclass(frozen=True)
+class VoiceCall:
+    """The parts of a Twilio voice request the IVR needs."""
+
+    call_sid: str
+    phone: str | None  # the citizen's E.164 number; None when withheld or not a phone
+    status: str
+    direction: str
+
+
+def caller_phone(raw: str, country: str) -> str | None:
+    """E.164 of a caller ID; None for withheld (anonymous, +266696687), SIP or client ids."""
+    try:
+        return sender_phone(raw, country)
+    except PhoneError:
+        return None  # a call still gets the IVR; its case just has no phone to text
+
+
+def parse_call(form: Mapping[str, str], country: str) -> VoiceCall:
+    """A Twilio voice webhook form as a VoiceCall; 400 without CallSid or From."""
+    require(dict(form), "CallSid", "From")
+    sid = form["CallSid"].strip()
+    if len(sid) > 64 or not (sid.isascii() and sid.isalnum()):
+        raise BadRequest("malformed CallSid")
+    direction = form.get("Direction", "inbound").strip().lower()
+    address = form["From"]
+    if direction == "outbound-api":  # a call the app placed: the citizen is the callee
+        require(dict(form), "To")
+        address = form["To"]
+    return VoiceCall(
+        call_sid=sid,
+        phone=caller_phone(address, country),
+        status=form.get("CallStatus", "").strip().lower(),
+        direction=direction,
+    )
+
+
+def parse_step(query: Mapping[str, str], required: bool = False) -> int:
+    """The step number of an action URL the app emitted; 0 is the incoming call."""
+    raw = query.get("step")
+    if raw is None and not required:
+        return 0
+    if raw is None or not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_STEP:
+        raise BadRequest("bad step")
+    return int(raw)
+
+
+def parse_queue(query: Mapping[str, str], menu: Menu) -> tuple[str, bool]:
+    """(department, urgent) of a queue URL the app emitted."""
+    department = query.get("q", "")
+    if department not in menu.config.departments:
+        raise BadRequest("unknown queue")
+    if query.get("u") not in ("0", "1"):
+        raise BadRequest("bad urgent flag")
+    return department, query["u"] == "1"
+
+
+def step_input(form: Mapping[str, str], recording: bool) -> str:
+    """The caller's input: the keys pressed, or the recording URL after <Record>."""
+    if recording:
+        url = form.get("RecordingUrl", "").strip()
+        return url if url.startswith(("https://", "http://")) else ""
+    return form.get("Digits", "").strip()[:32]
+
+
+def _number(form: Mapping[str, str], name: str, default: int) -> int:
+    raw = form.get(name, "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else default
+
+
+def session_key(call_sid: str) -> str:
+    """The key `advance` keeps this call's menu session under."""
+    return f"{PROVIDER}:{call_sid}"
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _voice(menu: Menu, language: str) -> dict[str, str]:
+    table: Mapping[str, Any] = menu.config.raw.get("ivr", {}).get("voice", {})
+    settings = table.get(language, {})
+    return {k: str(settings[k]) for k in ("language", "voice") if settings.get(k)}
+
+
+def _speech(menu: Menu, language: str, name: str) -> str:
+    table: Mapping[str, Any] = menu.config.raw.get("ivr", {}).get("voice", {})
+    override = table.get(language, {}).get(name)
+    defaults = SPEECH_DEFAULTS.get(language) or SPEECH_DEFAULTS["en"]
+    return str(override or defaults[name])
+
+
+def _speak(parent: Any, text: str, voice: Mapping[str, str]) -> None:
+    """Say `text`; a tracking number in it is read digit by digit, in groups, then a pause."""
+    position = 0
+    for run in DIGIT_RUN.finditer(text):
+        before = text[position : run.start()].strip().lstrip(".,;")
+        if before.strip():
+            parent.say(before.strip(), **voice)
+        parent.say(spoken_tracking(re.sub(r"\D", "", run.group())), **voice)
+        parent.pause(length=1)
+        position = run.end()
+    rest = text[position:].strip().lstrip(".,;").strip()
+    if rest:
+        parent.say(rest, **voice)
+
+
+def _url(base: str, path: str, **params: str | int) -> str:
+    return f"{base}{path}?{urlencode(params)}" if params else f"{base}{path}"
+
+
+def render_screen(menu: Menu, base: str, screen: Screen, next_step: int) -> str:
+    """TwiML for one menu screen; action URLs carry `next_step`."""
+    lang = screen.state.language
+    voice = _voice(menu, lang)
+    response = VoiceResponse()
+    action = _url(base, VOICE_PATH, step=next_step)
+    if screen.action is not None and screen.action.kind == "enqueue":
+        _speak(response, screen.text, voice)
+        department = screen.action.department or menu.operator_department
+        flags = {"q": department, "u": "1" if screen.action.urgent else "0"}
+        response.enqueue(
+            department,
+            wait_url=_url(base, WAIT_PATH, **flags),
+            wait_url_method="POST",
+            action=_url(base, QUEUE_PATH, step=next_step, **flags),
+            method="POST",
+        )
+    elif screen.end or screen.expect == Expect.NOTHING:
+        _speak(response, screen.text, voice)
+        response.hangup()
+    elif screen.expect == Expect.RECORDING:
+        _speak(response, screen.text, voice)
+        recorded = _url(base, VOICE_PATH, step=next_step, rec=1)
+        response.record(
+            action=recorded,
+            method="POST",
+            max_length=int(menu.config.raw.get("ivr", {}).get("recording_max_seconds", 120)),
+            timeout=RECORD_SILENCE,
+            finish_on_key="#",
+            play_beep=True,
+        )
+        # Twilio skips the action when nothing was recorded: the same step then sees no URL.
+        response.redirect(recorded, method="POST")
+    elif screen.expect == Expect.DIGITS:
+        gather = response.gather(
+            input="dtmf",
+            num_digits=screen.digits or menu.config.tracking_length,
+            finish_on_key="#",
+            timeout=DIGITS_TIMEOUT,
+            action=action,
+            method="POST",
+            action_on_empty_result=True,
+        )
+        _speak(gather, screen.text, voice)
+    else:
+        pair = any(len(key) > 1 for key, _ in screen.options)
+        gather = response.gather(
+            input="dtmf",
+            num_digits=2 if pair else 1,
+            finish_on_key="#" if pair else None,
+            timeout=PAIR_TIMEOUT if pair else CHOICE_TIMEOUT,
+            action=action,
+            method="POST",
+            action_on_empty_result=True,
+        )
+        phrase = _speech(menu, lang, "option")
+        spoken = [phrase.format(label=label, key=" ".join(key)) for key, label in screen.options]
+        _speak(gather, " ".join([screen.text, *spoken]), voice)
+    return str(response)
+
+
+def render_wait(menu: Menu, base: str, screen: Screen, department: str, urgent: bool) -> str:
+    """While queued: position and wait, inside a Gather whose 1 leaves a call-back request."""
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf",
+        num_digits=1,
+        timeout=WAIT_TIMEOUT,
+        action=_url(base, HOLD_PATH, q=department, u="1" if urgent else "0"),
+        method="POST",
+    )
+    _speak(gather, screen.text, _voice(menu, screen.state.language))
+    # Nothing pressed: the document ends and Twilio requests the waitUrl again.
+    return str(response)
+
+
+def render_goodbye(menu: Menu, language: str, name: str = "goodbye") -> str:
+    response = VoiceResponse()
+    text = menu.prompt(name, language) if name != "sorry" else _speech(menu, language, name)
+    _speak(response, text, _voice(menu, language))
+    response.hangup()
+    return str(response)
+
+
+# ---------------------------------------------------------------- routes
+
+
+def _xml(twiml: str) -> Response:
+    return Response(twiml, media_type="application/xml")
+
+
+async def _verified(request: Request) -> tuple[Runtime, dict[str, str], VoiceCall]:
+    rt = runtime(request)
+    form = await read_form(request)
+    twilio.verify_signature(
+        rt.settings.twilio_auth_token,
+        public_url(request),
+        form,
+        request.headers.get("x-twilio-signature"),
+    )
+    return rt, form, parse_call(form, rt.config.country)
+
+
+async def _guarded(request: Request, handler: Callable[[], Awaitable[Response]]) -> Response:
+    """Errors as the contract wants them: 4xx for bad requests, 503 for the database only."""
+    try:
+        return await handler()
+    except BadRequest as exc:
+        return refuse(exc)
+    except DBAPIError as exc:
+        log.error("voice step failed, database unavailable: %s", type(exc).__name__)
+        return unavailable()
+    except Exception as exc:  # Redis or a bug: the caller hears an apology, never a 500
+        bug = not isinstance(exc, redis.RedisError)
+        log.error("voice step failed: %s", type(exc).__name__, exc_info=bug)
+        menu = runtime(request).menu
+        return _xml(render_goodbye(menu, menu.config.default_language, "sorry"))
+
+
+async def _once(
+    store: SessionStore, key: str, again_url: str, produce: Callable[[], Awaitable[str]]
+) -> Response:
+    """Answer a step once: a redelivery (even concurrent) gets the first answer back."""
+    cached = store.cached(key)
+    if cached is not None:
+        return _xml(cached)
+    lock = LOCK_PREFIX + key
+    if not store.client.set(lock, "1", nx=True, ex=LOCK_SECONDS):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TWIN_WAIT_SECONDS
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            cached = store.cached(key)
+            if cached is not None:
+                return _xml(cached)
+        # Still busy: ask Twilio to come back; by then the answer is cached.
+        response = VoiceResponse()
+        response.redirect(again_url, method="POST")
+        return _xml(str(response))
+    try:
+        twiml = await produce()
+        store.cache(key, twiml)
+    finally:
+        store.client.delete(lock)
+    return _xml(twiml)
+
+
+async def voice(request: Request) -> Response:
+    """The incoming call and every menu step after it."""
+
+    async def handle() -> Response:
+        rt, form, call = await _verified(request)
+        step = parse_step(request.query_params)
+        value = None if step == 0 else step_input(form, request.query_params.get("rec") == "1")
+
+        async def produce() -> str:
+            menu_call = Call("voice", PROVIDER, call.call_sid, str(step), call.phone, value)
+            screen = await advance(rt, rt.menu, rt.menu_store, menu_call)
+            return render_screen(rt.menu, rt.settings.public_url, screen, step + 1)
+
+        key = f"voice:{call.call_sid}:{step}"
+        return await _once(rt.menu_store, key, public_url(request), produce)
+
+    return await _guarded(request, handle)
+
+
+async def wait(request: Request) -> Response:
+    """Enqueue waitUrl, requested again each time its TwiML ends: nothing is created here."""
+
+    async def handle() -> Response:
+        rt, form, call = await _verified(request)
+        department, urgent = parse_queue(request.query_params, rt.menu)
+        store, menu = rt.menu_store, rt.menu
+        state = store.load(session_key(call.call_sid))
+        state = state or State(channel="voice", language=menu.config.default_language)
+        position = max(1, _number(form, "QueuePosition", 1))
+        waited = _number(form, "QueueTime", 0)
+        limit = int(menu.config.raw.get("ivr", {}).get("max_queue_wait_seconds", 300))
+        # Twilio's average wait of the callers now queued; machine.queue_wait floors it at 1 min.
+        expected = _number(form, "AvgQueueTime", 0)
+        screen = queue_wait(menu, state, position, expected, timed_out=waited >= limit)
+        store.save(session_key(call.call_sid), screen.state)  # a long wait keeps the session
+        return _xml(render_wait(menu, rt.settings.public_url, screen, department, urgent))
+
+    return await _guarded(request, handle)
+
+
+async def hold(request: Request) -> Response:
+    """A key pressed while queued: 1 leaves the queue (the Enqueue action records the call-back)."""
+
+    async def handle() -> Response:
+        rt, form, call = await _verified(request)
+        parse_queue(request.query_params, rt.menu)
+        response = VoiceResponse()
+        if form.get("Digits", "").strip() == "1":
+            if call.phone is not None:  # a withheld number cannot be called back: keep waiting
+                response.leave()
+        else:
+            state = rt.menu_store.load(session_key(call.call_sid))
+            lang = state.language if state else rt.menu.config.default_language
+            _speak(response, rt.menu.prompt("invalid", lang), _voice(rt.menu, lang))
+        return _xml(str(response))
+
+    return await _guarded(request, handle)
+
+
+async def queue_result(request: Request) -> Response:
+    """The caller left the queue: a call-back request (pressed 1, queue full), or goodbye."""
+
+    async def handle() -> Response:
+        rt, form, call = await _verified(request)
+        step = parse_step(request.query_params, required=True)
+        department, urgent = parse_queue(request.query_params, rt.menu)
+        result = form.get("QueueResult", "").strip().lower()
+        if result not in QUEUE_RESULTS:
+            allowed = ", ".join(sorted(QUEUE_RESULTS))
+            raise BadRequest(f"unknown QueueResult {result!r}; expected one of {allowed}")
+        store, menu = rt.menu_store, rt.menu
+
+        async def produce() -> str:
+            key = session_key(call.call_sid)
+            state = store.load(key) or State(channel="voice", language=menu.config.default_language)
+            twiml = render_goodbye(menu, state.language)
+            if result in GONE_RESULTS:
+                twiml = EMPTY
+            elif result in CALLBACK_RESULTS and call.phone is not None:
+                # Not `advance(..., "1")`: the queue's own department and urgency must be kept.
+                queued = replace(state, node="operator", phase="queue")
+                action = Action("callback", department=department, urgent=urgent)
+                menu_call = Call("voice", PROVIDER, call.call_sid, str(step), call.phone, "1")
+                now = datetime.now(UTC)
+                outcome = await run_in_threadpool(perform, rt, menu, menu_call, queued, action, now)
+                screen = resume(menu, queued, action, outcome)
+                twiml = render_screen(menu, rt.settings.public_url, screen, step + 1)
+            store.drop(key)
+            return twiml
+
+        key = f"voice:{call.call_sid}:{step}"
+        return await _once(store, key, public_url(request), produce)
+
+    return await _guarded(request, handle)
+
+
+async def call_status(request: Request) -> Response:
+    """Call status callback: a finished call's session is dropped at once, not at its TTL."""
+
+    async def handle() -> Response:
+        rt, form, call = await _verified(request)
+        if call.status in FINAL_CALL_STATUSES:
+            rt.menu_store.drop(session_key(call.call_sid))
+        return _xml(EMPTY)
+
+    return await _guarded(request, handle)
+
+
+routes: list[BaseRoute] = [
+    Route(VOICE_PATH, voice, methods=["POST"]),
+    Route(WAIT_PATH, wait, methods=["POST"]),
+    Route(HOLD_PATH, hold, methods=["POST"]),
+    Route(QUEUE_PATH, queue_result, methods=["POST"]),
+    Route(STATUS_PATH, call_status, methods=["POST"]),
+]

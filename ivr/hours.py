@@ -17,12 +17,16 @@ def _span(text: str) -> tuple[time, time]:
         start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
     except ValueError as exc:
         raise HoursError(f"bad time span {text!r}; expected like 08:00-20:00") from exc
+    if end <= start:  # would never be open: say so rather than close silently
+        raise HoursError(f"time span {text!r} ends before it starts; split it by day")
     return start, end
 
 
 def _days(key: str) -> list[int]:
     if "-" in key:
         first, last = (DAYS.index(k.strip()) for k in key.split("-"))
+        if last < first:  # "fri-mon" would silently be no day at all
+            raise ValueError(key)
         return list(range(first, last + 1))
     return [DAYS.index(key.strip())]
 

@@ -99,26 +99,37 @@ def start(
     """The first screen of a session; offers to resume an unfinished new request."""
     lang = menu.config.language_or_default(language)
     state = State(channel=channel, language=lang)
-    if resumable is not None and resumable.node in ("describe", "confirm") and resumable.category:
-        state = replace(resumable, phase="resume", attempts=0)
-        return _choice(
-            menu,
-            state,
-            menu.prompt("resume", lang),
-            (("1", menu.prompt("resume_yes", lang)), ("2", menu.prompt("resume_no", lang))),
-        )
+    if (
+        resumable is not None
+        and resumable.node in ("describe", "confirm")
+        and resumable.node in menu.nodes
+        and resumable.category
+    ):
+        # Offered in the unfinished request's language unless the caller chose one.
+        lang = menu.config.language_or_default(language or resumable.language)
+        state = replace(resumable, channel=channel, language=lang, phase="resume", attempts=0)
+        return _resume_offer(menu, state)
     return _enter(menu, state, "main", Context(), welcome=True)
+
+
+def _resume_offer(menu: Menu, state: State) -> Screen:
+    lang = state.language
+    options = (("1", menu.prompt("resume_yes", lang)), ("2", menu.prompt("resume_no", lang)))
+    return _choice(menu, state, menu.prompt("resume", lang), options)
 
 
 def step(menu: Menu, state: State, value: str | None, context: Context | None = None) -> Screen:
     """Apply one input to the session and return the next screen."""
     context = context or Context()
     text = (value or "").strip()
-    if state.phase == "resume":
-        if text == "1":
+    node = menu.nodes.get(state.node)
+    if node is None or state.phase == "resume":
+        if node is not None and text == "1":
             return _enter(menu, replace(state, phase=""), state.node, context)
+        if node is not None and text not in ("2", MAIN, BACK):
+            return _invalid(menu, state, context)
+        # "Start again", or a session saved under an older menu: start over cleanly.
         return _enter(menu, State(channel=state.channel, language=state.language), "main", context)
-    node = menu.nodes[state.node]
     expects_free_text = node.type == "describe" and state.channel == Channel.USSD
     if text == MAIN:
         return _enter(menu, replace(state, trail=()), "main", context)
@@ -209,6 +220,8 @@ def _enter(
     elif push and node_id != state.node:
         trail = (*trail, state.node)
     fresh = replace(state, node=node_id, phase="", page=0, attempts=0, trail=trail)
+    if node_id == "main":  # back at the root: an unfinished request is dropped
+        fresh = replace(fresh, category=None, description="", recording_url=None, tracking=None)
     node = menu.nodes[node_id]
     if node.type == "menu":
         prefix = menu.prompt("welcome", lang) + " " if welcome else ""
@@ -225,13 +238,9 @@ def _enter(
         return _confirm(menu, fresh)
     if node.type == "tracking":
         if state.channel == Channel.VOICE and context.latest_open_case:
-            options = (
-                ("1", menu.prompt("latest_yes", lang)),
-                ("2", menu.prompt("latest_no", lang)),
-            )
-            return _choice(
-                menu, replace(fresh, phase="latest"), menu.prompt("latest", lang), options
-            )
+            # Kept in the state: the gateway looks the case up only on the way in.
+            latest = replace(fresh, phase="latest", tracking=context.latest_open_case)
+            return _offer_latest(menu, latest)
         return _ask_tracking(menu, replace(fresh, phase="digits"))
     if node.type == "operator":
         department = menu.operator_department
@@ -266,12 +275,16 @@ def _redisplay(menu: Menu, state: State, context: Context) -> Screen:
     """The current node and phase again, keeping attempts and page."""
     node = menu.nodes[state.node]
     lang = state.language
+    if state.phase == "resume":
+        return _resume_offer(menu, state)
     if node.type == "category":
         return _categories(menu, state)
     if node.type == "confirm":
         return _confirm(menu, state)
     if node.type == "tracking" and state.phase == "digits":
         return _ask_tracking(menu, state)
+    if node.type == "tracking" and state.phase == "latest":
+        return _offer_latest(menu, state)
     if state.phase == "created":
         return _created_voice(menu, state)
     if state.phase == "queue":
@@ -340,8 +353,9 @@ def _category(
     if text == MORE:
         if not more:
             return _invalid(menu, state, context)
-        return _categories(menu, replace(state, page=state.page + 1))
-    if not text.isdigit() or not 1 <= int(text) <= len(chunk):
+        return _categories(menu, replace(state, page=state.page + 1, attempts=0))
+    # ASCII only: str.isdigit() also accepts "²", which int() refuses.
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= len(chunk):
         return _invalid(menu, state, context)
     choice = chunk[int(text) - 1]
     chosen = replace(state, category=choice.code)
@@ -415,19 +429,23 @@ def _ask_tracking(menu: Menu, state: State, notice: str = "") -> Screen:
     return Screen(state, text, expect=Expect.DIGITS, digits=menu.config.tracking_length)
 
 
+def _offer_latest(menu: Menu, state: State) -> Screen:
+    lang = state.language
+    options = (("1", menu.prompt("latest_yes", lang)), ("2", menu.prompt("latest_no", lang)))
+    return _choice(menu, state, menu.prompt("latest", lang), options)
+
+
 def _tracking(
     menu: Menu, state: State, node: Node, text: str, raw: str | None, context: Context
 ) -> Screen:
     if state.phase == "latest":
-        if text == "1" and context.latest_open_case:
+        latest = context.latest_open_case or state.tracking
+        if text == "1" and latest:
             return Screen(
-                state,
-                "",
-                expect=Expect.NOTHING,
-                action=Action("case_status", tracking=context.latest_open_case),
+                state, "", expect=Expect.NOTHING, action=Action("case_status", tracking=latest)
             )
         if text == "2":
-            return _ask_tracking(menu, replace(state, phase="digits"))
+            return _ask_tracking(menu, replace(state, phase="digits", attempts=0))
         return _invalid(menu, state, context)
     parsed = parse_tracking(text)
     if parsed.status != "ok" or parsed.digits is None:
@@ -447,11 +465,17 @@ def _operator(
 ) -> Screen:
     # Only reached while waiting in the queue: 1 leaves a call-back request instead.
     if text == "1":
+        # A caller queued after an urgent request keeps its department and its urgency.
+        urgent = next((c for c in menu.categories if c.urgent and c.code == state.category), None)
         return Screen(
             replace(state, phase="queue"),
             "",
             expect=Expect.NOTHING,
-            action=Action("callback", department=menu.operator_department),
+            action=Action(
+                "callback",
+                department=urgent.department if urgent else menu.operator_department,
+                urgent=urgent is not None,
+            ),
         )
     return queue_wait(menu, state, 1, 0, timed_out=False)
 

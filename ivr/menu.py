@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from casestore.config import Config, ConfigError
+from ivr.hours import HoursError, parse_schedule
 
 NODE_TYPES = frozenset(
     {"menu", "category", "describe", "confirm", "tracking", "operator", "language"}
@@ -118,6 +119,8 @@ def load_menu(config: Config) -> Menu:
                 raise ConfigError(f"ivr node {node.id!r} leads to unknown node {target!r}")
         if node.type == "menu" and not node.options:
             raise ConfigError(f"ivr node {node.id!r}: a menu needs options")
+        if node.type in ("category", "describe") and not node.next:
+            raise ConfigError(f"ivr node {node.id!r}: a {node.type} node needs next")
         reserved = {o.key for o in node.options} & {"0", "00", "98"}
         if reserved:
             raise ConfigError(f"ivr node {node.id!r}: keys {sorted(reserved)} are reserved")
@@ -131,9 +134,15 @@ def load_menu(config: Config) -> Menu:
         CategoryChoice(code=c.code, label=dict(c.name), department=c.department, urgent=c.urgent)
         for c in ordered
     )
-    department = str(raw.get("operator_department", config.triage_category))
+    # Default: the department of the triage category (a category code is not a department).
+    triage = config.categories[config.triage_category].department
+    department = str(raw.get("operator_department", triage))
     if department not in config.departments:
         raise ConfigError(f"ivr.operator_department {department!r} is not a department")
+    try:  # checked here so a typo stops the start-up, not every call
+        parse_schedule(config.raw.get("operators", {}).get("hours", "always"))
+    except HoursError as exc:
+        raise ConfigError(f"operators.hours: {exc}") from exc
     return Menu(
         config=config,
         nodes=nodes,

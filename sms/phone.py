@@ -114,7 +114,10 @@ def sender_phone(raw: str, default_region: str = DEFAULT_REGION) -> str | None:
     but is not one."""
     if is_phone_address(raw, default_region):
         return normalise_phone(raw, default_region)  # cached by is_phone_address's call
-    if _strip_prefix(raw).strip().startswith("+"):
+    text = _strip_prefix(raw).strip()
+    if text == TWILIO_WITHHELD or text.lower() in WITHHELD_WORDS:
+        return None  # a withheld caller: no phone, but not a malformed request
+    if text.startswith("+"):
         raise PhoneError("unparseable phone number")
     return None
 

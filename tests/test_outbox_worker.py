@@ -227,7 +227,7 @@ def test_losing_redis_loses_nothing_and_sends_nothing_twice(
     worker_env.flushdb()  # Redis lost with the jobs in it
     assert dispatch(engine, queue) == 0  # rows are queued, not pending: not picked twice
     with engine.begin() as conn:  # later, the sweeper finds them queued for too long
-        lost, _ = outbox.sweep(conn, datetime.now(UTC) + timedelta(minutes=5))
+        lost = outbox.sweep(conn, datetime.now(UTC) + timedelta(minutes=5))
     assert lost == 5
     assert dispatch(engine, queue) == 5
     dispatch_again = [queue.enqueue(jobs.send_messages, ids)]  # a duplicate job for every row
@@ -241,6 +241,17 @@ def test_losing_redis_loses_nothing_and_sends_nothing_twice(
         assert {m.status for m in db.outbox()} == {"sent"}
 
 
+def _expire_leases(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.status == "sending")
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    engine.dispose()
+
+
 def test_dead_worker_lease_expires_and_row_is_resent(
     db_url: str, worker_env: redis.Redis, fake_provider: FakeProvider
 ) -> None:
@@ -249,9 +260,8 @@ def test_dead_worker_lease_expires_and_row_is_resent(
     with engine.begin() as conn:
         assert outbox.claim(conn, message_id, datetime.now(UTC)) is not None  # then it "dies"
     assert sweep(engine) == (0, 0)  # lease still running: left alone
-    with engine.begin() as conn:
-        _, expired = outbox.sweep(conn, datetime.now(UTC) + outbox.LEASE + timedelta(seconds=1))
-    assert expired == 1
+    _expire_leases(db_url)
+    assert sweep(engine) == (0, 1)  # AT cannot be asked: back to pending, noted
     run_burst(engine, worker_env)
     engine.dispose()
     with Db(db_url) as db:
@@ -259,3 +269,39 @@ def test_dead_worker_lease_expires_and_row_is_resent(
         assert message.status == MessageStatus.SENT.value
         assert message.attempts == 2
     assert len(fake_provider.messages) == 1
+
+
+def test_interrupted_twilio_send_is_reconciled_not_resent(
+    db_url: str, worker_env: redis.Redis, fake_provider: FakeProvider
+) -> None:
+    """The worker died after Twilio accepted the message and before our commit."""
+    message_id = add_message(db_url, provider="twilio")
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        claimed = outbox.claim(conn, message_id, datetime.now(UTC))
+    assert claimed is not None
+    accepted = jobs.sender_for("twilio").send_sms(claimed.to_address, claimed.body)
+    _expire_leases(db_url)  # ... and the worker never recorded it
+    assert sweep(engine) == (0, 1)
+    run_burst(engine, worker_env)
+    engine.dispose()
+    with Db(db_url) as db:
+        (message,) = db.outbox()
+        assert (message.status, message.provider_ref) == ("sent", accepted.provider_ref)
+    assert len(fake_provider.messages) == 1  # never sent twice
+
+
+def test_interrupted_twilio_send_not_found_is_resent_once(
+    db_url: str, worker_env: redis.Redis, fake_provider: FakeProvider
+) -> None:
+    message_id = add_message(db_url, provider="twilio")
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        assert outbox.claim(conn, message_id, datetime.now(UTC)) is not None
+    _expire_leases(db_url)  # died before Twilio got it
+    sweep(engine)
+    run_burst(engine, worker_env)
+    engine.dispose()
+    assert len(fake_provider.messages) == 1
+    with Db(db_url) as db:
+        assert db.outbox()[0].status == "sent"

@@ -1,0 +1,394 @@
+"""Calls the app starts: the outbound_calls rows are their outbox.
+
+A row moves pending -> queued (dispatcher) -> calling (claimed with a lease by one worker) ->
+placed (the provider is dialling) or recorded (the outbox provider only wrote it down) ->
+answered -> completed, or unanswered / failed / cancelled. A provider's later reports never
+move a row backwards. The missed-call rules (one open call-back per number, a daily cap,
+nothing for withheld numbers) live here too; the routes only ask.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Table, and_, func, select, update
+from sqlalchemy.orm import Session
+
+from casestore.intake import upsert_contact
+from casestore.models import Contact, OutboundCall
+from sms.phone import contact_key
+
+calls = cast(Table, OutboundCall.__table__)
+contacts = cast(Table, Contact.__table__)
+
+LEASE = timedelta(seconds=120)
+QUEUED_TIMEOUT = timedelta(seconds=120)
+# A call-back that cannot get through in a few tries is not worth ringing hours later.
+MAX_ATTEMPTS = 5
+BACKOFF = (
+    timedelta(seconds=30),
+    timedelta(minutes=2),
+    timedelta(minutes=10),
+    timedelta(minutes=30),
+)
+MISSED_CALL = "missed_call"
+
+
+class CallStatus(enum.StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    CALLING = "calling"
+    PLACED = "placed"
+    RECORDED = "recorded"
+    ANSWERED = "answered"
+    COMPLETED = "completed"
+    UNANSWERED = "unanswered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# Not dialled yet: a second missed call while one of these exists adds nothing.
+OPEN = (CallStatus.PENDING, CallStatus.QUEUED, CallStatus.CALLING)
+RANK = {
+    CallStatus.PENDING: 0,
+    CallStatus.QUEUED: 0,
+    CallStatus.CALLING: 0,
+    CallStatus.PLACED: 1,
+    CallStatus.RECORDED: 1,
+    CallStatus.ANSWERED: 2,
+    CallStatus.COMPLETED: 3,
+    CallStatus.UNANSWERED: 3,
+    CallStatus.FAILED: 3,
+    CallStatus.CANCELLED: 3,
+}
+
+
+def _values(statuses: Iterable[CallStatus]) -> list[str]:
+    return [s.value for s in statuses]
+
+
+# ---------------------------------------------------------------- the worker's side
+
+
+@dataclass(frozen=True)
+class ClaimedCall:
+    id: int
+    provider: str
+    to_address: str
+    kind: str
+    language: str | None
+    attempts: int
+    contact_opted_out: bool
+
+
+def take_due(conn: Connection, now: datetime, limit: int = 500) -> list[int]:
+    """Mark up to `limit` due pending calls as queued and return their ids (the dispatcher)."""
+    query = (
+        select(calls.c.id)
+        .where(calls.c.status == CallStatus.PENDING.value, calls.c.next_attempt_at <= now)
+        .order_by(calls.c.next_attempt_at, calls.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = [int(r[0]) for r in conn.execute(query)]
+    if ids:
+        conn.execute(
+            update(calls)
+            .where(calls.c.id.in_(ids), calls.c.status == CallStatus.PENDING.value)
+            .values(status=CallStatus.QUEUED.value, updated_at=now)
+        )
+    return ids
+
+
+def claim(conn: Connection, call_id: int, now: datetime) -> ClaimedCall | None:
+    """Take the call for dialling, with a lease; None if another worker has it or it is done."""
+    row = conn.execute(
+        update(calls)
+        .where(
+            calls.c.id == call_id,
+            calls.c.status.in_([CallStatus.PENDING.value, CallStatus.QUEUED.value]),
+        )
+        .values(
+            status=CallStatus.CALLING.value,
+            lease_until=now + LEASE,
+            attempts=calls.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            calls.c.id,
+            calls.c.provider,
+            calls.c.to_address,
+            calls.c.kind,
+            calls.c.language,
+            calls.c.attempts,
+            calls.c.contact_id,
+        )
+    ).first()
+    if row is None:
+        return None
+    opted_out = False
+    if row.contact_id is not None:
+        contact = conn.execute(
+            select(contacts.c.opted_out_at).where(contacts.c.id == row.contact_id)
+        ).one()
+        opted_out = contact.opted_out_at is not None
+    return ClaimedCall(
+        id=row.id,
+        provider=row.provider,
+        to_address=row.to_address,
+        kind=row.kind,
+        language=row.language,
+        attempts=row.attempts,
+        contact_opted_out=opted_out,
+    )
+
+
+def mark_placed(
+    conn: Connection, call_id: int, provider_ref: str, provider_status: str, now: datetime
+) -> None:
+    """The provider took the call (or the outbox recorded it)."""
+    status = CallStatus.RECORDED if provider_status == "recorded" else CallStatus.PLACED
+    conn.execute(
+        update(calls)
+        .where(calls.c.id == call_id)
+        .values(
+            status=status.value,
+            provider_ref=provider_ref,
+            lease_until=None,
+            error=None,
+            updated_at=now,
+        )
+    )
+
+
+def mark_failed(
+    conn: Connection,
+    call_id: int,
+    *,
+    reason: str,
+    retryable: bool,
+    attempts: int,
+    now: datetime,
+) -> str:
+    """A failed attempt: back to pending after a backoff, or failed for good."""
+    if retryable and attempts < MAX_ATTEMPTS:
+        delay = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
+        values = {"status": CallStatus.PENDING.value, "next_attempt_at": now + delay}
+    else:
+        values = {"status": CallStatus.FAILED.value}
+    conn.execute(
+        update(calls)
+        .where(calls.c.id == call_id)
+        .values(error=reason[:500], lease_until=None, updated_at=now, **values)
+    )
+    return str(values["status"])
+
+
+def mark_cancelled(conn: Connection, call_id: int, reason: str, now: datetime) -> None:
+    conn.execute(
+        update(calls)
+        .where(calls.c.id == call_id)
+        .values(status=CallStatus.CANCELLED.value, error=reason, lease_until=None, updated_at=now)
+    )
+
+
+def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
+    """Put back calls lost from Redis and calls whose worker died; returns (requeued, expired).
+
+    A call whose lease ran out may have been dialled before its worker died: it is dialled
+    again and the row says so.
+    """
+    lost = conn.execute(
+        update(calls)
+        .where(
+            calls.c.status == CallStatus.QUEUED.value,
+            calls.c.updated_at < now - QUEUED_TIMEOUT,
+        )
+        .values(status=CallStatus.PENDING.value, updated_at=now)
+    ).rowcount
+    expired = conn.execute(
+        update(calls)
+        .where(and_(calls.c.status == CallStatus.CALLING.value, calls.c.lease_until < now))
+        .values(
+            status=CallStatus.PENDING.value,
+            lease_until=None,
+            error="worker stopped while calling: this call may ring twice",
+            updated_at=now,
+        )
+    ).rowcount
+    return int(lost or 0), int(expired or 0)
+
+
+# ---------------------------------------------------------------- missed-call call-backs
+
+
+class MissedCall(enum.StrEnum):
+    """What a missed call led to."""
+
+    QUEUED = "queued"  # a call-back row was written
+    ALREADY_OPEN = "already_open"  # one is waiting to be dialled already
+    LIMITED = "limited"  # the number reached its daily cap
+    WITHHELD = "withheld"  # no number to call back
+
+
+def local_day_start(now: datetime, timezone: ZoneInfo) -> datetime:
+    """Midnight of `now`'s day in the deployment's zone (the daily cap resets then)."""
+    local = now.astimezone(timezone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def request_missed_call_callback(
+    session: Session,
+    *,
+    phone: str | None,
+    provider: str,
+    limit_per_day: int,
+    timezone: ZoneInfo,
+    now: datetime,
+) -> MissedCall:
+    """Write a call-back for a missed call unless one is open or the day's cap is reached."""
+    if phone is None:
+        return MissedCall.WITHHELD
+    conn = session.connection()
+    key = contact_key(phone)
+    contact = upsert_contact(conn, key, now, "voice")
+    if conn.dialect.name == "postgresql":
+        # Two missed calls at once from one number: serialise on the contact so the cap holds.
+        # (SQLite transactions here begin IMMEDIATE, which serialises them already.)
+        conn.execute(select(contacts.c.id).where(contacts.c.id == contact.id).with_for_update())
+    mine = and_(calls.c.kind == MISSED_CALL, calls.c.to_address == key)
+    open_call = conn.execute(
+        select(calls.c.id).where(mine, calls.c.status.in_(_values(OPEN))).limit(1)
+    ).first()
+    if open_call is not None:
+        return MissedCall.ALREADY_OPEN
+    today = conn.execute(
+        select(func.count())
+        .select_from(calls)
+        .where(
+            mine,
+            calls.c.created_at >= local_day_start(now, timezone),
+            calls.c.status.not_in(_values((CallStatus.FAILED, CallStatus.CANCELLED))),
+        )
+    ).scalar_one()
+    if today >= limit_per_day:
+        return MissedCall.LIMITED
+    session.add(
+        OutboundCall(
+            contact_id=contact.id,
+            kind=MISSED_CALL,
+            provider=provider,
+            to_address=key,
+            status=CallStatus.PENDING.value,
+            language=contact.language,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.flush()
+    return MissedCall.QUEUED
+
+
+# ---------------------------------------------------------------- the call comes back
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    """An outbound call of ours that a provider's callback refers to."""
+
+    id: int
+    kind: str
+    to_address: str
+    language: str | None
+    status: str
+
+
+def _advance(session: Session, call: OutboundCall, status: CallStatus, now: datetime) -> None:
+    if RANK[status] > RANK[CallStatus(call.status)]:
+        call.status = status.value
+        call.updated_at = now
+
+
+def find_placed(session: Session, provider: str, provider_ref: str) -> OutboundCall | None:
+    return session.scalar(
+        select(OutboundCall).where(
+            OutboundCall.provider == provider, OutboundCall.provider_ref == provider_ref
+        )
+    )
+
+
+def mark_answered(
+    session: Session, provider: str, provider_ref: str, now: datetime
+) -> PlacedCall | None:
+    """The citizen picked up a call we placed; None when the reference is not one of ours."""
+    call = find_placed(session, provider, provider_ref)
+    if call is None:
+        return None
+    _advance(session, call, CallStatus.ANSWERED, now)
+    session.flush()
+    return PlacedCall(call.id, call.kind, call.to_address, call.language, call.status)
+
+
+def mark_finished(
+    session: Session,
+    provider: str,
+    provider_ref: str,
+    *,
+    status: CallStatus,
+    reason: str | None,
+    now: datetime,
+) -> bool:
+    """The provider's last word on a call; never moves it backwards. False if not ours."""
+    call = find_placed(session, provider, provider_ref)
+    if call is None:
+        return False
+    before = call.status
+    _advance(session, call, status, now)
+    if call.status != before and reason and status in (CallStatus.UNANSWERED, CallStatus.FAILED):
+        call.error = reason[:500]
+    session.flush()
+    return True
+
+
+def mark_ended(
+    session: Session, provider: str, provider_ref: str, *, reason: str | None, now: datetime
+) -> bool:
+    """The call is over: completed if the citizen had answered, else unanswered."""
+    call = find_placed(session, provider, provider_ref)
+    if call is None:
+        return False
+    answered = call.status == CallStatus.ANSWERED.value
+    status = CallStatus.COMPLETED if answered else CallStatus.UNANSWERED
+    return mark_finished(session, provider, provider_ref, status=status, reason=reason, now=now)
+
+
+def recorded_calls(session: Session, phone: str) -> list[OutboundCall]:
+    """Calls the outbox provider recorded for this phone, oldest first (the simulator rings)."""
+    return list(
+        session.scalars(
+            select(OutboundCall)
+            .where(
+                OutboundCall.to_address == contact_key(phone),
+                OutboundCall.status == CallStatus.RECORDED.value,
+            )
+            .order_by(OutboundCall.id)
+        )
+    )
+
+
+def answer_recorded_call(session: Session, call_id: int, now: datetime) -> PlacedCall | None:
+    """The simulator picked up a recorded call; None if there is no such call waiting."""
+    call = session.get(OutboundCall, call_id)
+    if call is None or call.status != CallStatus.RECORDED.value:
+        return None
+    _advance(session, call, CallStatus.ANSWERED, now)
+    session.flush()
+    return PlacedCall(call.id, call.kind, call.to_address, call.language, call.status)

@@ -1,0 +1,176 @@
+"""Missed-call call-back: a trigger number rejects the call unanswered, the app calls back.
+
+The citizen pays nothing: the call is never answered, and the call-back (placed by the worker
+through VENTANILLA_VOICE_PROVIDER) runs the same voice menu. On Africa's Talking the trigger
+number's calls arrive on the ordinary voice callback (gateway.voice_africastalking asks
+`is_missed_call_number`); on Twilio the number's voice webhook points at
+`/webhooks/twilio/missed-call`. Twilio's status reports for the calls we place land here too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from casestore import calls
+from casestore.calls import CallStatus, MissedCall
+from casestore.config import Config
+from gateway import twilio
+from gateway.forms import BadRequest, read_form, require
+from gateway.runtime import Runtime
+from gateway.webhooks import public_url, refuse, runtime
+from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
+
+log = logging.getLogger(__name__)
+
+AT_REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject/></Response>'
+# "busy": the caller hears a busy tone. Twilio's default ("rejected") plays a not-in-service
+# message, which would tell the citizen the number is wrong.
+TWILIO_REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
+_SEEN = "ventanilla:missed:"  # Redis: trigger calls already handled (a redelivery adds nothing)
+_SEEN_SECONDS = 24 * 3600
+
+
+def missed_call_numbers(config: Config) -> frozenset[str]:
+    """The configured `[ivr] missed_call_numbers`, as contact keys (E.164)."""
+    numbers = set()
+    for raw in config.raw.get("ivr", {}).get("missed_call_numbers", []):
+        try:
+            numbers.add(contact_key(normalise_phone(str(raw), config.country)))
+        except PhoneError:
+            log.error("ivr.missed_call_numbers: %r is not a phone number; ignored", raw)
+    return frozenset(numbers)
+
+
+def is_missed_call_number(config: Config, number: str | None) -> bool:
+    """Whether a call to `number` is a missed-call trigger."""
+    if not number:
+        return False
+    try:
+        key = contact_key(normalise_phone(number, config.country))
+    except PhoneError:
+        return False
+    return key in missed_call_numbers(config)
+
+
+def _limit(config: Config) -> int:
+    return int(config.raw.get("ivr", {}).get("missed_call_callbacks_per_day", 3))
+
+
+def record_missed_call(rt: Runtime, phone: str | None, now: datetime) -> MissedCall:
+    """Write the call-back (blocking: run it in a thread)."""
+    with rt.sessions() as session, session.begin():
+        outcome = calls.request_missed_call_callback(
+            session,
+            phone=phone,
+            provider=rt.settings.voice_provider,
+            limit_per_day=_limit(rt.config),
+            timezone=rt.config.timezone,
+            now=now,
+        )
+    if outcome is not MissedCall.QUEUED:
+        log.info("missed call not called back: %s", outcome.value)
+    return outcome
+
+
+async def handle_missed_call(rt: Runtime, provider: str, ref: str, phone: str | None) -> None:
+    """Record one trigger call once, whatever the provider redelivers."""
+    seen = f"{_SEEN}{provider}:{ref}"
+    if rt.redis.exists(seen):
+        return
+    await run_in_threadpool(record_missed_call, rt, phone, datetime.now(UTC))
+    rt.redis.set(seen, "1", ex=_SEEN_SECONDS)
+
+
+def _withheld_or_phone(form: Mapping[str, str], country: str) -> str | None:
+    """The caller's number; None when withheld (+266696687, anonymous) or unreadable."""
+    try:
+        return sender_phone(form["From"], country)
+    except PhoneError:
+        return None  # nothing to call back, but the caller is still rejected unbilled
+
+
+async def twilio_missed_call(request: Request) -> Response:
+    """A call to the trigger number: reject it unanswered and queue the call-back."""
+    rt = runtime(request)
+    try:
+        form = await read_form(request)
+        twilio.verify_signature(
+            rt.settings.twilio_auth_token,
+            public_url(request),
+            form,
+            request.headers.get("x-twilio-signature"),
+        )
+        require(form, "CallSid", "From")
+        phone = _withheld_or_phone(form, rt.config.country)
+    except BadRequest as exc:
+        return refuse(exc)
+    await handle_missed_call(rt, twilio.PROVIDER, form["CallSid"].strip(), phone)
+    return Response(TWILIO_REJECT, media_type="application/xml")
+
+
+# Twilio CallStatus -> what it means for a call we placed.
+TWILIO_CALL_STATUS: Mapping[str, CallStatus] = {
+    "queued": CallStatus.PLACED,
+    "initiated": CallStatus.PLACED,
+    "ringing": CallStatus.PLACED,
+    "in-progress": CallStatus.ANSWERED,
+    "completed": CallStatus.COMPLETED,
+    "busy": CallStatus.UNANSWERED,
+    "no-answer": CallStatus.UNANSWERED,
+    "canceled": CallStatus.UNANSWERED,
+    "failed": CallStatus.FAILED,
+}
+
+
+_FINAL = frozenset({CallStatus.COMPLETED, CallStatus.UNANSWERED, CallStatus.FAILED})
+
+
+async def twilio_call_status(request: Request) -> Response:
+    """Twilio's status callback for a call we placed (the worker passes this URL)."""
+    rt = runtime(request)
+    try:
+        form = await read_form(request)
+        twilio.verify_signature(
+            rt.settings.twilio_auth_token,
+            public_url(request),
+            form,
+            request.headers.get("x-twilio-signature"),
+        )
+        require(form, "CallSid", "CallStatus")
+        raw = form["CallStatus"].strip().lower()
+        if raw not in TWILIO_CALL_STATUS:
+            allowed = ", ".join(TWILIO_CALL_STATUS)
+            raise BadRequest(f"unknown CallStatus {raw!r}; expected one of {allowed}")
+    except BadRequest as exc:
+        return refuse(exc)
+
+    def work() -> bool:
+        with rt.sessions() as session, session.begin():
+            return calls.mark_finished(
+                session,
+                twilio.PROVIDER,
+                form["CallSid"].strip(),
+                status=TWILIO_CALL_STATUS[raw],
+                reason=f"twilio {raw}",
+                now=datetime.now(UTC),
+            )
+
+    sid = form["CallSid"].strip()
+    if TWILIO_CALL_STATUS[raw].value in _FINAL:
+        rt.menu_store.drop(f"{twilio.PROVIDER}:{sid}")  # the menu session `advance` kept
+    if not await run_in_threadpool(work):
+        return PlainTextResponse("unknown call", status_code=404)
+    return PlainTextResponse("ok")
+
+
+routes = [
+    Route("/webhooks/twilio/missed-call", twilio_missed_call, methods=["POST"]),
+    Route("/webhooks/twilio/call-status", twilio_call_status, methods=["POST"]),
+]
