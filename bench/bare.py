@@ -27,4 +27,25 @@ async def twilio_sms(request: Request) -> Response:
     return Response(EMPTY_TWIML, media_type="application/xml")
 
 
-app = Starlette(routes=[Route("/webhooks/twilio/sms", twilio_sms, methods=["POST"])])
+# A category page as the real USSD route answers it (bench.ussd): same size on the wire.
+USSD_SCREEN = (
+    "CON Elija el tema de su pedido.\n1 Violencia de género\n"
+    "2 Niña, niño o adolescente en riesgo\n3 Crisis de salud mental\n98 Mas\n0 Volver"
+)
+
+
+async def at_ussd(request: Request) -> Response:
+    """bench.ussd's limit: read and parse the same AT USSD form, answer a constant screen."""
+    body = await request.body()
+    form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    if not form.get("sessionId"):
+        return PlainTextResponse("missing field: sessionId", status_code=400)
+    return PlainTextResponse(USSD_SCREEN)
+
+
+app = Starlette(
+    routes=[
+        Route("/webhooks/twilio/sms", twilio_sms, methods=["POST"]),
+        Route("/webhooks/africastalking/ussd", at_ussd, methods=["POST"]),
+    ]
+)

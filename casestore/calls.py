@@ -37,6 +37,10 @@ BACKOFF = (
     timedelta(minutes=30),
 )
 MISSED_CALL = "missed_call"
+# Rings an operator's phone to bridge a waiting caller: placed by the console at once and
+# written here already placed (or recorded), never pending, so the worker never dials it.
+OPERATOR_BRIDGE = "operator_bridge"
+SURVEY = "survey"  # a voice survey's question (feedback.voice); the row names its survey
 
 
 class CallStatus(enum.StrEnum):
@@ -84,6 +88,7 @@ class ClaimedCall:
     language: str | None
     attempts: int
     contact_opted_out: bool
+    survey_id: int | None = None
 
 
 def take_due(conn: Connection, now: datetime, limit: int = 500) -> list[int]:
@@ -128,6 +133,7 @@ def claim(conn: Connection, call_id: int, now: datetime) -> ClaimedCall | None:
             calls.c.language,
             calls.c.attempts,
             calls.c.contact_id,
+            calls.c.survey_id,
         )
     ).first()
     if row is None:
@@ -146,6 +152,7 @@ def claim(conn: Connection, call_id: int, now: datetime) -> ClaimedCall | None:
         language=row.language,
         attempts=row.attempts,
         contact_opted_out=opted_out,
+        survey_id=row.survey_id,
     )
 
 

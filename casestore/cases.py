@@ -41,6 +41,11 @@ class CaseFilter:
     status: str | None = None
     department: str | None = None
     q: str | None = None
+    category: str | None = None
+    channel: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    overdue_at: datetime | None = None  # only open cases past their due time at this moment
 
 
 def visible(departments: Collection[str] | None) -> Select[Case]:
@@ -90,6 +95,16 @@ def list_cases(
         query = query.where(Case.status == parse_status(flt.status).value)
     if flt.department:
         query = query.where(Case.department == flt.department)
+    if flt.category:
+        query = query.where(Case.category == flt.category)
+    if flt.channel:
+        query = query.where(Case.channel == flt.channel)
+    if flt.created_from:
+        query = query.where(Case.created_at >= flt.created_from)
+    if flt.created_to:
+        query = query.where(Case.created_at < flt.created_to)
+    if flt.overdue_at:
+        query = query.where(Case.due_at < flt.overdue_at, Case.status.in_([s.value for s in OPEN]))
     if flt.q:
         digits = "".join(ch for ch in flt.q if ch.isdigit())
         text = flt.q.strip()

@@ -352,6 +352,8 @@ class OutboundCall(Base):
     lease_until: Mapped[OptTimestamp]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
+    # The survey a call of kind "survey" asks (a voice survey may take more than one call).
+    survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id"), index=True)
 
 
 class SurveyStatus(enum.StrEnum):
@@ -387,6 +389,9 @@ class Survey(Base):
     followed_up_at: Mapped[OptTimestamp]
     created_at: Mapped[Timestamp]
     updated_at: Mapped[Timestamp]
+    # The channel first tried when the survey fell back to the other one ("sms" or "voice");
+    # a survey falls back at most once.
+    fallback_from: Mapped[str | None] = mapped_column(String(12))
 
     case: Mapped[Case] = relationship(back_populates="survey")
 

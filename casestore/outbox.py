@@ -4,15 +4,19 @@ Each row is sent at most once per claim: a row moves pending -> queued (dispatch
 (claimed with a lease by exactly one worker) -> sent/failed/recorded. A worker that dies leaves
 `sending` with an expired lease; the sweeper puts such rows back and marks them as possibly
 sent, and rows lost from Redis (queued too long) go back to pending.
+
+The worker claims and records a whole batch per statement (`claim_batch`, `record_sent`);
+`claim` and `mark_*` do the same for one row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Table, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
 
 from casestore.inbound import StatusUpdate
 from casestore.models import Contact, Interaction, MessageStatus, OutboundMessage
@@ -55,6 +59,13 @@ class Claimed:
     kind: str
     attempts: int
     contact_opted_out: bool
+    interaction_id: int | None = None
+
+
+# Written on a row resent after a dead worker when the provider could not be asked; kept when
+# the resend succeeds, so the possible duplicate stays visible.
+POSSIBLE_DUPLICATE = "possible_duplicate"
+CLAIMABLE = (MessageStatus.PENDING.value, MessageStatus.QUEUED.value)
 
 
 def take_due(conn: Connection, now: datetime, limit: int = 500) -> list[int]:
@@ -122,21 +133,166 @@ def claim(conn: Connection, message_id: int, now: datetime) -> Claimed | None:
     )
 
 
+def claim_batch(conn: Connection, message_ids: Sequence[int], now: datetime) -> list[Claimed]:
+    """`claim` for many rows in one statement: the claimable ones, in id order."""
+    if not message_ids:
+        return []
+    rows = conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(message_ids), outbox.c.status.in_(CLAIMABLE))
+        .values(
+            status=MessageStatus.SENDING.value,
+            lease_until=now + LEASE,
+            attempts=outbox.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            outbox.c.id,
+            outbox.c.provider,
+            outbox.c.to_address,
+            outbox.c.body,
+            outbox.c.kind,
+            outbox.c.attempts,
+            outbox.c.contact_id,
+            outbox.c.interaction_id,
+        )
+    ).all()
+    contact_ids = {r.contact_id for r in rows if r.contact_id is not None}
+    opted_out: set[int] = set()
+    if contact_ids:
+        opted_out = {
+            int(c.id)
+            for c in conn.execute(
+                select(contacts.c.id).where(
+                    contacts.c.id.in_(contact_ids),
+                    or_(
+                        contacts.c.opted_out_at.is_not(None),
+                        contacts.c.provider_opted_out_at.is_not(None),
+                    ),
+                )
+            )
+        }
+    return sorted(
+        (
+            Claimed(
+                id=r.id,
+                provider=r.provider,
+                to_address=r.to_address,
+                body=r.body,
+                kind=r.kind,
+                attempts=r.attempts,
+                contact_opted_out=r.contact_id in opted_out,
+                interaction_id=r.interaction_id,
+            )
+            for r in rows
+        ),
+        key=lambda c: c.id,
+    )
+
+
+def release(conn: Connection, message_ids: Sequence[int], until: datetime, now: datetime) -> int:
+    """Hand claimed rows back unsent, due again at `until` (the claim's attempt is undone)."""
+    if not message_ids:
+        return 0
+    count = conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(message_ids), outbox.c.status == MessageStatus.SENDING.value)
+        .values(
+            status=MessageStatus.PENDING.value,
+            lease_until=None,
+            next_attempt_at=until,
+            attempts=outbox.c.attempts - 1,
+            updated_at=now,
+        )
+    ).rowcount
+    return int(count or 0)
+
+
+def defer(conn: Connection, message_ids: Sequence[int], until: datetime, now: datetime) -> int:
+    """Put queued rows back to pending, due at `until` (their sender has no slot before)."""
+    if not message_ids:
+        return 0
+    count = conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(message_ids), outbox.c.status == MessageStatus.QUEUED.value)
+        .values(status=MessageStatus.PENDING.value, next_attempt_at=until, updated_at=now)
+    ).rowcount
+    return int(count or 0)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A provider's acceptance of one claimed row, to record."""
+
+    message_id: int
+    interaction_id: int | None
+    provider_ref: str
+    provider_status: str
+
+
+def _sent_status(provider_status: str) -> str:
+    status = MessageStatus.RECORDED if provider_status == "recorded" else MessageStatus.SENT
+    return status.value
+
+
+# A possible duplicate's note survives the successful resend; any other error is cleared.
+_KEPT_ERROR = case((outbox.c.error_code == POSSIBLE_DUPLICATE, outbox.c.error), else_=None)
+
+
+def record_sent(conn: Connection, sent: Sequence[Sent], now: datetime) -> None:
+    """`mark_sent` for many rows: two executemany statements, whatever the count."""
+    if not sent:
+        return
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            provider_ref=bindparam("b_ref"),
+            provider_status=bindparam("b_provider_status"),
+            lease_until=None,
+            sent_at=now,
+            updated_at=now,
+            error=_KEPT_ERROR,
+        ),
+        [
+            {
+                "b_id": s.message_id,
+                "b_status": _sent_status(s.provider_status),
+                "b_ref": s.provider_ref,
+                "b_provider_status": s.provider_status,
+            }
+            for s in sent
+        ],
+    )
+    linked = [
+        {"b_iid": s.interaction_id, "b_ref": s.provider_ref}
+        for s in sent
+        if s.interaction_id is not None
+    ]
+    if linked:
+        conn.execute(
+            update(interactions)
+            .where(interactions.c.id == bindparam("b_iid"))
+            .values(provider_ref=bindparam("b_ref")),
+            linked,
+        )
+
+
 def mark_sent(
     conn: Connection, message_id: int, provider_ref: str, provider_status: str, now: datetime
 ) -> None:
-    status = MessageStatus.RECORDED if provider_status == "recorded" else MessageStatus.SENT
     conn.execute(
         update(outbox)
         .where(outbox.c.id == message_id)
         .values(
-            status=status.value,
+            status=_sent_status(provider_status),
             provider_ref=provider_ref,
             provider_status=provider_status,
             lease_until=None,
             sent_at=now,
             updated_at=now,
-            error=None,
+            error=_KEPT_ERROR,
         )
     )
     conn.execute(
@@ -299,6 +455,7 @@ def settle(
             lease_until=None,
             next_attempt_at=now,
             error=note,
+            error_code=None if could_ask else POSSIBLE_DUPLICATE,
             updated_at=now,
         )
     )

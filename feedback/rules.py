@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -98,3 +99,62 @@ def _comment(original: str, rest: str) -> str:
 
 def is_low(rating: int, threshold: int = 2) -> bool:
     return rating <= threshold
+
+
+# ---------------------------------------------------------------- voice surveys
+
+
+class KeypadMove(enum.StrEnum):
+    """What one keypad answer to the voice question leads to."""
+
+    RATE = "rate"  # a key from 1 to 5
+    REPEAT = "repeat"  # the first unclear answer (or silence): the question once more
+    UNCLEAR = "unclear"  # keys pressed, never 1-5: thank and stop asking
+    SILENT = "silent"  # nothing pressed, twice: thank; the survey may go on by SMS
+
+
+@dataclass(frozen=True)
+class KeypadAnswer:
+    move: KeypadMove
+    rating: int | None = None
+
+
+def read_keypad(digits: str | None, attempt: int, keyed_before: bool) -> KeypadAnswer:
+    """Answer number `attempt` (1 or 2) to the voice question; `keyed_before`: keys were
+    pressed on an earlier attempt of this call."""
+    keys = (digits or "").strip().rstrip("#")
+    if len(keys) == 1 and keys in "12345":
+        return KeypadAnswer(KeypadMove.RATE, int(keys))
+    if attempt < 2:
+        return KeypadAnswer(KeypadMove.REPEAT)
+    return KeypadAnswer(KeypadMove.UNCLEAR if keys or keyed_before else KeypadMove.SILENT)
+
+
+class AfterCall(enum.StrEnum):
+    """What follows a survey call that ended without a rating."""
+
+    RETRY = "retry"  # call once more, later
+    SMS = "sms"  # fall back: ask the same survey by SMS
+    SMS_OPEN = "sms_open"  # the SMS question asked first still waits: leave it to that
+    GIVE_UP = "give_up"
+
+
+def after_unrated_call(
+    *,
+    picked_up: bool,
+    refused: bool,
+    calls_made: int,
+    calls_allowed: int,
+    fallback_from: str | None,
+    sms_fallback: bool,
+) -> AfterCall:
+    """A call that rang out, was busy or failed is tried again while calls remain; one the
+    citizen picked up (and left unrated) or the provider refused for good is not. Then the
+    survey falls back to SMS once, if configured and it has not fallen back already."""
+    if not picked_up and not refused and calls_made < calls_allowed:
+        return AfterCall.RETRY
+    if fallback_from == "sms":
+        return AfterCall.SMS_OPEN
+    if sms_fallback and fallback_from is None:
+        return AfterCall.SMS
+    return AfterCall.GIVE_UP

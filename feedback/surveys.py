@@ -2,7 +2,9 @@
 
 The database is the truth: a survey row is written in the transaction that closes the case;
 the worker derives what is due from the rows, so a lost Redis loses no survey. Each question is
-an outbox row, so it is sent once like any other message.
+an outbox row, so it is sent once like any other message. A citizen who came by voice (or
+prefers it) is asked by an outbound call instead: an `outbound_calls` row of kind "survey",
+placed once by the worker; feedback.voice runs the call and what follows it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from casestore.config import Config
@@ -21,6 +23,7 @@ from casestore.models import (
     Contact,
     Interaction,
     MessageStatus,
+    OutboundCall,
     OutboundMessage,
     Survey,
     SurveyStatus,
@@ -34,9 +37,14 @@ cases_t = cast(Table, Case.__table__)
 events_t = cast(Table, CaseEvent.__table__)
 interactions_t = cast(Table, Interaction.__table__)
 outbox_t = cast(Table, OutboundMessage.__table__)
+calls_t = cast(Table, OutboundCall.__table__)
 
 PENDING = (SurveyStatus.ASKED.value, SurveyStatus.RATED.value)
 RETRY_BUSY = timedelta(minutes=30)
+# casestore.calls' kind and statuses, spelt out: it imports casestore.intake, which imports us.
+SURVEY_CALL = "survey"
+CALL_NOT_DIALLED = ("pending", "queued")
+CALL_CANCELLED = "cancelled"
 
 
 def _setting(config: Config, key: str, default: Any) -> Any:
@@ -55,10 +63,13 @@ def schedule_survey(session: Session, case: Case, config: Config, now: datetime)
         str(config.survey["quiet_hours"]),
         config.timezone,
     )
+    by_voice = case.channel == "voice" or (
+        contact is not None and contact.preferred_channel == "voice"
+    )
     survey = Survey(
         case_id=case.id,
         contact_id=contact.id if contact else None,
-        channel="voice" if contact and contact.preferred_channel == "voice" else "sms",
+        channel="voice" if contact and by_voice else "sms",
         language=config.language_or_default(
             case.language or (contact.language if contact else None)
         ),
@@ -85,10 +96,22 @@ class SendCounts:
     postponed: int = 0
 
 
+def voice_calls_enabled(config: Config) -> bool:
+    """`[survey] voice_calls`: voice citizens are asked by a call (else everyone by SMS)."""
+    return bool(_setting(config, "voice_calls", True))
+
+
 def send_due_surveys(
-    session: Session, config: Config, sms_provider: str, now: datetime, limit: int = 1000
+    session: Session,
+    config: Config,
+    sms_provider: str,
+    now: datetime,
+    limit: int = 1000,
+    *,
+    voice_provider: str | None = None,
 ) -> SendCounts:
-    """Turn due scheduled surveys into questions in the outbox (or skip/expire them)."""
+    """Turn due scheduled surveys into questions in the outbox, or into calls for voice
+    surveys when a `voice_provider` is given (or skip/expire them)."""
     asked = skipped = expired = postponed = 0
     fatigue = timedelta(days=int(_setting(config, "fatigue_days", 14)))
     query = (
@@ -137,13 +160,17 @@ def send_due_surveys(
             survey.status, survey.reason = SurveyStatus.SKIPPED.value, "fatigue"
             skipped += 1
             continue
-        _ask(session, config, survey, contact, sms_provider, now)
+        if survey.channel == "voice" and voice_provider and voice_calls_enabled(config):
+            ask_by_voice(session, config, survey, contact, voice_provider, now)
+        else:
+            survey.channel = "sms"
+            ask_by_sms(session, config, survey, contact, sms_provider, now)
         asked += 1
     session.flush()
     return SendCounts(asked, skipped, expired, postponed)
 
 
-def _ask(
+def ask_by_sms(
     session: Session,
     config: Config,
     survey: Survey,
@@ -151,6 +178,7 @@ def _ask(
     sms_provider: str,
     now: datetime,
 ) -> None:
+    """Put the rating question in the outbox; replies from this phone now go to the survey."""
     case = session.get(Case, survey.case_id)
     assert case is not None
     body = render_reply(config, "survey", survey.language, tracking=case.tracking_number)
@@ -186,9 +214,64 @@ def _ask(
     )
     session.add(CaseEvent(case_id=case.id, kind="survey_sent", at=now, actor="system", text=body))
     survey.status = SurveyStatus.ASKED.value
-    survey.asked_at = now
+    survey.asked_at = survey.asked_at or now  # a fallback keeps when the survey was first asked
     survey.expires_at = now + timedelta(hours=int(config.survey["expiry_hours"]))
     contact.pending_survey_id = survey.id
+
+
+def ask_by_voice(
+    session: Session,
+    config: Config,
+    survey: Survey,
+    contact: Contact,
+    voice_provider: str,
+    now: datetime,
+    *,
+    due: datetime | None = None,
+) -> OutboundCall:
+    """Write the call that asks the survey (placed by the worker at `due`, default now).
+
+    A survey asked by voice first takes no SMS reply as its answer (the citizen read no
+    question); one that falls back from SMS still takes its SMS answer until it expires.
+    """
+    call = OutboundCall(
+        contact_id=contact.id,
+        survey_id=survey.id,
+        kind=SURVEY_CALL,
+        provider=voice_provider,
+        to_address=contact.phone,
+        status="pending",
+        language=survey.language,
+        attempts=0,
+        next_attempt_at=due or now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(call)
+    made = session.scalar(
+        select(func.count()).select_from(OutboundCall).where(OutboundCall.survey_id == survey.id)
+    )
+    session.add(
+        CaseEvent(
+            case_id=survey.case_id,
+            kind="survey_called",
+            at=now,
+            actor="system",
+            data={
+                "call": int(made or 0),
+                "provider": voice_provider,
+                "due": (due or now).isoformat(),
+            },
+        )
+    )
+    survey.channel = "voice"
+    if survey.status == SurveyStatus.SCHEDULED.value:
+        survey.status = SurveyStatus.ASKED.value
+        survey.asked_at = now
+        survey.expires_at = now + timedelta(hours=int(config.survey["expiry_hours"]))
+    survey.updated_at = now
+    session.flush()
+    return call
 
 
 @dataclass(frozen=True)
@@ -235,18 +318,16 @@ def answer_sms(
                 values.update(status=SurveyStatus.DONE.value, reason="unclear", answered_at=now)
                 template, finished = "survey_thanks", True
         else:
-            low = is_low(rating.value, int(_setting(config, "low_score_threshold", 2)))
+            low = _rated(conn, config, row.case_id, rating.value, text, now)
             values.update(
                 rating=rating.value,
                 answered_at=now,
                 low_score=low,
                 comment=rating.comment or None,
+                channel="sms",  # how it was answered, if a call was also on its way
             )
-            _event(
-                conn, row.case_id, "survey_rating", now, text, {"rating": rating.value, "low": low}
-            )
-            if low and bool(_setting(config, "reopen_on_low_score", False)):
-                _reopen(conn, row.case_id, now)
+            # Asked by SMS, then by voice (fallback): the call that has not rung yet is dropped.
+            _cancel_calls(conn, surveys_t.c.id == survey_id, now)
             if rating.comment:
                 values["status"] = SurveyStatus.DONE.value
                 template, finished = ("survey_low" if low else "survey_thanks"), True
@@ -265,6 +346,78 @@ def answer_sms(
             update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
         )
     return SurveyReply(template, row.tracking_number, row.case_id)
+
+
+def _rated(
+    conn: Connection,
+    config: Config,
+    case_id: int,
+    rating: int,
+    text: str,
+    now: datetime,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """What any rating does to the case, whatever the channel: its event, and a low score
+    reopens the case when configured. Returns whether the rating is low."""
+    low = is_low(rating, int(_setting(config, "low_score_threshold", 2)))
+    _event(
+        conn, case_id, "survey_rating", now, text, {"rating": rating, "low": low, **(data or {})}
+    )
+    if low and bool(_setting(config, "reopen_on_low_score", False)):
+        _reopen(conn, case_id, now)
+    return low
+
+
+def rate_by_voice(
+    conn: Connection, config: Config, survey_id: int, rating: int, keys: str, now: datetime
+) -> bool:
+    """Keep a rating keyed on a survey call; False if the survey no longer waits for one (a
+    redelivered step, a late call): the first answer wins and nothing happens twice."""
+    row = conn.execute(
+        select(surveys_t.c.case_id, surveys_t.c.contact_id).where(surveys_t.c.id == survey_id)
+    ).first()
+    if row is None:
+        return False
+    low = is_low(rating, int(_setting(config, "low_score_threshold", 2)))
+    kept = conn.execute(
+        update(surveys_t)
+        .where(
+            surveys_t.c.id == survey_id,
+            surveys_t.c.status == SurveyStatus.ASKED.value,
+            surveys_t.c.channel == "voice",
+        )
+        .values(
+            status=SurveyStatus.DONE.value,
+            rating=rating,
+            low_score=low,
+            answered_at=now,
+            updated_at=now,
+        )
+    ).rowcount
+    if not kept:
+        return False
+    _rated(conn, config, row.case_id, rating, keys, now, {"channel": "voice"})
+    if row.contact_id is not None:  # asked by SMS first: its replies are no longer answers
+        conn.execute(
+            update(contacts_t)
+            .where(contacts_t.c.id == row.contact_id, contacts_t.c.pending_survey_id == survey_id)
+            .values(pending_survey_id=None)
+        )
+    _cancel_calls(conn, surveys_t.c.id == survey_id, now)
+    return True
+
+
+def _cancel_calls(conn: Connection, surveys: Any, now: datetime) -> None:
+    """Survey calls not dialled yet, of the surveys `surveys` selects, are not dialled."""
+    conn.execute(
+        update(calls_t)
+        .where(
+            calls_t.c.kind == SURVEY_CALL,
+            calls_t.c.status.in_(CALL_NOT_DIALLED),
+            calls_t.c.survey_id.in_(select(surveys_t.c.id).where(surveys)),
+        )
+        .values(status=CALL_CANCELLED, error="survey no longer waiting", updated_at=now)
+    )
 
 
 def _event(conn: Connection, case_id: int, kind: str, now: datetime, text: str, data: Any) -> None:
@@ -297,7 +450,8 @@ def _reopen(conn: Connection, case_id: int, now: datetime) -> None:
 
 
 def opt_out_surveys(conn: Connection, contact_id: int, now: datetime) -> None:
-    """BAJA/STOP: pending and scheduled surveys of this phone are dropped."""
+    """BAJA/STOP: pending and scheduled surveys of this phone are dropped, and their calls."""
+    _cancel_calls(conn, surveys_t.c.contact_id == contact_id, now)
     conn.execute(
         update(surveys_t)
         .where(

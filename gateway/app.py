@@ -19,9 +19,12 @@ from gateway import (
     api,
     console,
     missed_call,
+    operator_leg,
     simulator,
+    simulator_calls,
     ussd,
     voice_africastalking,
+    voice_survey,
     voice_twilio,
     webhooks,
 )
@@ -93,10 +96,13 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
         *ussd.routes,
         *voice_twilio.routes,
         *voice_africastalking.routes,
+        *voice_survey.routes,
         *missed_call.routes,
+        *operator_leg.routes,
         *api.routes,
         *console.routes,
         *simulator.routes,
+        *simulator_calls.routes,
     ]
     return Starlette(
         routes=routes,

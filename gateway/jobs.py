@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import os
-from datetime import UTC, datetime
+import time
+from collections import defaultdict
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine
+import redis
+from sqlalchemy import Connection, Engine, select
 
 from casestore import calls, outbox
 from casestore.db import database_url, make_engine
 from gateway.calls import Caller, caller_from_env
 from gateway.senders import SendError, SmsSender, sender_from_env
+from gateway.sendrate import DeliverySettings, SendRate, send_interval
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+# A batch waits at most this long for a rate-limited sender's next slot; rows further out go
+# back to pending, due when their turn comes, so a job never sleeps towards its lease's end.
+MAX_WAIT = 30.0
+# A job spends at most about this long pacing one limited sender; the rest of its batch goes
+# back to pending, due now, so replies and other senders' jobs get their turn in between.
+JOB_BUDGET = 10.0
 
 _opened: list[Engine] = []
+_senders: dict[tuple[str, tuple[tuple[str, str], ...]], SmsSender] = {}
+_loop: asyncio.AbstractEventLoop | None = None
+_delivery = DeliverySettings()
+_rate: SendRate | None = None
 
 
 @lru_cache(maxsize=4)
@@ -31,6 +52,13 @@ def _engine() -> Engine:
     return _engine_for(database_url())
 
 
+def configure_delivery(settings: DeliverySettings, connection: redis.Redis) -> None:
+    """This process's send rates and concurrency; the rates' schedule lives in `connection`."""
+    global _delivery, _rate
+    _delivery = settings
+    _rate = SendRate(connection)
+
+
 def dispose_engines() -> None:
     """Close the connections this process's jobs opened (tests, and before a fork)."""
     for engine in _opened:
@@ -38,13 +66,28 @@ def dispose_engines() -> None:
     _opened.clear()
     _engine_for.cache_clear()
     # Provider clients keep pooled keep-alive connections too (a stale one fails a send).
-    _sender_for.cache_clear()
+    close_senders()
     _caller_for.cache_clear()
 
 
-@lru_cache(maxsize=16)
-def _sender_for(provider: str, env: tuple[tuple[str, str], ...]) -> SmsSender:
-    return sender_from_env(provider, dict(env))
+def close_senders() -> None:
+    """Close the provider clients: async pools on the loop that opened them, then the loop."""
+    global _loop
+    if _loop is not None and not _loop.is_closed():
+        for sender in list(_senders.values()):
+            _loop.run_until_complete(sender.aclose())
+        _loop.run_until_complete(_loop.shutdown_asyncgens())
+        _loop.close()
+    _loop = None
+    _senders.clear()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on this process's one event loop, kept between jobs so connection pools stay warm."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop.run_until_complete(coro)
 
 
 def sender_for(provider: str) -> SmsSender:
@@ -52,7 +95,11 @@ def sender_for(provider: str) -> SmsSender:
     relevant = tuple(
         sorted((k, v) for k, v in os.environ.items() if k.startswith(("TWILIO_", "AT_")))
     )
-    return _sender_for(provider, relevant)
+    key = (provider, relevant)
+    sender = _senders.get(key)
+    if sender is None:
+        sender = _senders[key] = sender_from_env(provider, dict(relevant))
+    return sender
 
 
 def _status_callback(provider: str) -> str | None:
@@ -66,59 +113,163 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class _Failed:
+    row: outbox.Claimed
+    error: SendError
+
+
 def send_messages(message_ids: list[int]) -> dict[str, int]:
-    """Send each outbox row once: claim with a lease, call the provider, record the result."""
-    counts = {"sent": 0, "failed": 0, "retry": 0, "skipped": 0, "cancelled": 0}
+    """Send a batch of outbox rows, each once: claimed together with a lease, sent concurrently
+    (paced to each sender's rate), every result recorded in one transaction per chunk."""
+    counts = dict.fromkeys(("sent", "failed", "retry", "skipped", "cancelled", "deferred"), 0)
     engine = _engine()
-    for message_id in message_ids:
-        with engine.begin() as conn:
-            claimed = outbox.claim(conn, message_id, now())
-        if claimed is None:
-            counts["skipped"] += 1
-            continue
-        if claimed.contact_opted_out and claimed.kind != "reply":
-            with engine.begin() as conn:
-                outbox.mark_cancelled(conn, claimed.id, "citizen opted out", now())
-            counts["cancelled"] += 1
-            continue
-        try:
-            sender = sender_for(claimed.provider)
-            result = sender.send_sms(
-                claimed.to_address, claimed.body, status_callback=_status_callback(claimed.provider)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(outbox.outbox.c.id, outbox.outbox.c.provider).where(
+                outbox.outbox.c.id.in_(message_ids),
+                outbox.outbox.c.status.in_(outbox.CLAIMABLE),
             )
-        except SendError as exc:
-            with engine.begin() as conn:
-                state = outbox.mark_failed(
-                    conn,
-                    claimed.id,
-                    reason=exc.reason,
-                    code=exc.code,
-                    retryable=exc.retryable,
-                    attempts=claimed.attempts,
-                    now=now(),
-                    opted_out=exc.opted_out,
-                )
-            counts["retry" if state == "pending" else "failed"] += 1
-            log.warning("outbox %s: %s (%s)", claimed.id, exc.reason, state)
-            continue
-        except ValueError as exc:  # provider not configured: nothing can be sent
-            with engine.begin() as conn:
-                outbox.mark_failed(
-                    conn,
-                    claimed.id,
-                    reason=str(exc),
-                    code=None,
-                    retryable=True,
-                    attempts=claimed.attempts,
-                    now=now(),
-                )
-            counts["retry"] += 1
-            log.error("outbox %s: %s", claimed.id, exc)
-            continue
-        with engine.begin() as conn:
-            outbox.mark_sent(conn, claimed.id, result.provider_ref, result.status, now())
-        counts["sent"] += 1
+        ).all()
+    by_provider: dict[str, list[int]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r.id):
+        by_provider[row.provider].append(row.id)
+    counts["skipped"] = len(message_ids) - len(rows)
+    for provider, ids in by_provider.items():
+        _send_provider(engine, provider, ids, counts)
     return counts
+
+
+def _send_provider(engine: Engine, provider: str, ids: list[int], counts: dict[str, int]) -> None:
+    try:
+        sender = sender_for(provider)
+    except (
+        ValueError
+    ) as exc:  # provider not configured: nothing can be sent; an operator can fix it
+        with engine.begin() as conn:
+            claimed = outbox.claim_batch(conn, ids, now())
+            failures = [_Failed(c, SendError(str(exc), retryable=True)) for c in claimed]
+            _record(conn, [], failures, counts)
+        counts["skipped"] += len(ids) - len(claimed)
+        log.error("outbox: %d messages for %s not sent: %s", len(claimed), provider, exc)
+        return
+    rate = _delivery.rate_for(sender.sender_key)
+    # What one claim takes: about a second of slots for a limited sender, and never more than
+    # four rounds of `concurrency` requests, so even if every request runs to its timeout the
+    # claim's lease (outbox.LEASE) outlasts the wait for the slots and the sends.
+    size = min(len(ids) if rate <= 0 else math.ceil(rate), 4 * _delivery.concurrency)
+    deadline = time.monotonic() + JOB_BUDGET
+    for start in range(0, len(ids), size):
+        if start and time.monotonic() > deadline:
+            with engine.begin() as conn:
+                counts["deferred"] += outbox.defer(conn, ids[start:], now(), now())
+            return
+        wait = _send_chunk(engine, sender, rate, ids[start : start + size], counts)
+        if wait is not None:
+            with engine.begin() as conn:
+                until = now() + timedelta(seconds=wait)
+                counts["deferred"] += outbox.defer(conn, ids[start + size :], until, now())
+            return
+
+
+def _send_chunk(
+    engine: Engine, sender: SmsSender, rate: float, ids: list[int], counts: dict[str, int]
+) -> float | None:
+    """Claim, wait for the sender's slots, send, record. If the slots are too far off, the
+    chunk is handed back and the wait returned: the rest of the batch waits as long."""
+    with engine.begin() as conn:
+        claimed = outbox.claim_batch(conn, ids, now())
+        counts["skipped"] += len(ids) - len(claimed)
+        to_send: list[outbox.Claimed] = []
+        for row in claimed:
+            if row.contact_opted_out and row.kind != "reply":
+                outbox.mark_cancelled(conn, row.id, "citizen opted out", now())
+                counts["cancelled"] += 1
+            else:
+                to_send.append(row)
+    if not to_send:
+        return None
+    wait, interval = 0.0, send_interval(rate)
+    if rate > 0:
+        if _rate is None:
+            raise RuntimeError("a send rate is configured but no Redis: call configure_delivery")
+        reserved, wait = _rate.reserve(sender.sender_key, len(to_send), interval, MAX_WAIT)
+        if not reserved:
+            with engine.begin() as conn:
+                until = now() + timedelta(seconds=wait)
+                counts["deferred"] += outbox.release(conn, [r.id for r in to_send], until, now())
+            return wait
+    outcomes = _run(_send_all(sender, to_send, wait, interval, _delivery.concurrency))
+    sent = [o for o in outcomes if isinstance(o, outbox.Sent)]
+    failures = [o for o in outcomes if isinstance(o, _Failed)]
+    with engine.begin() as conn:
+        _record(conn, sent, failures, counts)
+    return None
+
+
+async def _send_all(
+    sender: SmsSender,
+    rows: list[outbox.Claimed],
+    wait: float,
+    interval: float,
+    concurrency: int,
+) -> list[outbox.Sent | _Failed | None]:
+    """Send every row, the i-th no earlier than `wait + i * interval` seconds from now (its
+    reserved slot; a late start does not push the later ones back, so no drift builds up).
+
+    None for a row whose outcome is unknown (an unexpected error): it stays `sending`, so the
+    sweeper asks the provider about it before any resend.
+    """
+    loop = asyncio.get_running_loop()
+    first = loop.time() + wait
+    gate = asyncio.Semaphore(concurrency)
+    callback = _status_callback(sender.name)
+
+    async def one(row: outbox.Claimed) -> outbox.Sent | _Failed | None:
+        async with gate:
+            try:
+                result = await sender.send_sms_async(
+                    row.to_address, row.body, status_callback=callback
+                )
+            except SendError as exc:
+                return _Failed(row, exc)
+            except Exception:
+                log.exception("outbox %s: unexpected error while sending", row.id)
+                return None
+        return outbox.Sent(row.id, row.interaction_id, result.provider_ref, result.status)
+
+    if interval <= 0:
+        return await asyncio.gather(*(one(row) for row in rows))
+    tasks = []
+    for index, row in enumerate(rows):
+        delay = first + index * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(row)))
+        await asyncio.sleep(0)  # let it write its request now, not after the next sleep
+    return await asyncio.gather(*tasks)
+
+
+def _record(
+    conn: Connection, sent: list[outbox.Sent], failures: list[_Failed], counts: dict[str, int]
+) -> None:
+    at = now()
+    outbox.record_sent(conn, sent, at)
+    counts["sent"] += len(sent)
+    for failure in failures:
+        exc = failure.error
+        state = outbox.mark_failed(
+            conn,
+            failure.row.id,
+            reason=exc.reason,
+            code=exc.code,
+            retryable=exc.retryable,
+            attempts=failure.row.attempts,
+            now=at,
+            opted_out=exc.opted_out,
+        )
+        counts["retry" if state == "pending" else "failed"] += 1
+        log.warning("outbox %s: %s (%s)", failure.row.id, exc.reason, state)
 
 
 # ---------------------------------------------------------------- outbound calls
@@ -136,14 +287,19 @@ def _caller(provider: str) -> Caller:
     return _caller_for(provider, relevant)
 
 
-def _call_urls(provider: str) -> tuple[str | None, str | None]:
+def _call_urls(call: calls.ClaimedCall) -> tuple[str | None, str | None]:
     """(instructions URL, status callback) for a Twilio call; AT and the outbox take none."""
-    if provider != "twilio":
+    if call.provider != "twilio":
         return None, None
     base = os.environ.get("VENTANILLA_PUBLIC_URL", "").rstrip("/")
     if not base:
         raise ValueError("VENTANILLA_PUBLIC_URL must be set for Twilio to fetch the call's menu")
-    return f"{base}/webhooks/twilio/voice", f"{base}/webhooks/twilio/call-status"
+    status = f"{base}/webhooks/twilio/call-status"
+    if call.kind == calls.SURVEY:  # the survey's own question, not the menu
+        if call.survey_id is None:
+            raise SendError("a survey call without its survey", retryable=False)
+        return f"{base}/webhooks/twilio/survey?survey={call.survey_id}", status
+    return f"{base}/webhooks/twilio/voice", status
 
 
 def place_calls(call_ids: list[int]) -> dict[str, int]:
@@ -156,6 +312,11 @@ def place_calls(call_ids: list[int]) -> dict[str, int]:
         if claimed is None:
             counts["skipped"] += 1
             continue
+        if claimed.kind == calls.OPERATOR_BRIDGE:  # only worth placing at once, by the console
+            with engine.begin() as conn:
+                calls.mark_cancelled(conn, claimed.id, "operator bridges are not retried", now())
+            counts["cancelled"] += 1
+            continue
         if claimed.contact_opted_out and claimed.kind != calls.MISSED_CALL:
             # A missed call is the citizen asking to be called: BAJA stops only what we start.
             with engine.begin() as conn:
@@ -163,7 +324,7 @@ def place_calls(call_ids: list[int]) -> dict[str, int]:
             counts["cancelled"] += 1
             continue
         try:
-            url, status_callback = _call_urls(claimed.provider)
+            url, status_callback = _call_urls(claimed)
             result = _caller(claimed.provider).place_call(
                 claimed.to_address, url=url, status_callback=status_callback
             )

@@ -3,10 +3,16 @@
 Every sender answers with a `SendResult` or raises `SendError`, which says whether a retry can
 help (`retryable`) and whether the provider refused because the citizen opted out
 (`opted_out`). Secrets (auth token, API key) never appear in an error message or a log line.
+
+Each sender sends one message at a time (`send_sms`) or, for the worker's batches, many at
+once on one event loop (`send_sms_async`, on a pooled aiohttp session; `aclose` releases it).
+Both paths build the same request and classify failures the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import logging
 import re
@@ -18,9 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import aiohttp
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http import AsyncHttpClient
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client as TwilioClient
 
 logger = logging.getLogger(__name__)
@@ -66,7 +75,22 @@ class SmsSender(Protocol):
 
     name: str
 
+    @property
+    def sender_key(self) -> str:
+        """Who the provider counts a send against (provider + from number): the rate limit's key."""
+        ...
+
     def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult: ...
+
+    async def send_sms_async(
+        self, to: str, body: str, *, status_callback: str | None = None
+    ) -> SendResult:
+        """`send_sms` on the running event loop, on a connection pool shared by its calls."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the async connection pool (on the loop that used it)."""
+        ...
 
     def find_sent(self, to: str, body: str, since: datetime) -> str | None:
         """The provider's id of this message if it was already sent; CannotReconcile if the
@@ -97,6 +121,45 @@ def _network_error(
     return SendError(f"{provider} unreachable: {detail}", retryable=retryable)
 
 
+# What `_network_error` retries, on the async path: refused or dropped connections, timeouts,
+# a body cut short. Anything else (a malformed URL, a redirect loop) will not get better.
+_AIO_RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
+
+
+def _aio_network_error(provider: str, exc: Exception, secrets: tuple[str, ...]) -> SendError:
+    """A transport failure on the async path, classified as `_network_error` does."""
+    detail = _scrub(f"{type(exc).__name__}: {exc}", secrets)
+    return SendError(f"{provider} unreachable: {detail}", retryable=isinstance(exc, _AIO_RETRYABLE))
+
+
+class _LoopSession:
+    """One aiohttp session per event loop: a pooled session cannot move between loops."""
+
+    def __init__(self, timeout: float, headers: Mapping[str, str] | None = None) -> None:
+        self.timeout = timeout
+        self.headers = dict(headers or {})
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                # Bounded by the caller's concurrency; the connector's own cap is a backstop.
+                connector=aiohttp.TCPConnector(limit=256),
+            )
+            self._loop = loop
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and self._loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = None
+        self._loop = None
+
+
 # --------------------------------------------------------------------------------------------
 # Twilio
 
@@ -116,6 +179,46 @@ class CannotReconcile(Exception):
 
 
 _TWILIO_OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient" (the citizen sent STOP)
+
+
+class _AiohttpTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is untyped
+    """The SDK's async transport on our pooled session.
+
+    The SDK's own AsyncTwilioHttpClient opens its session outside the loop, ignores its
+    timeout and uses aiohttp's deprecated `auth=`: this one sends Basic auth as a header, and
+    logs nothing (the SDK's request log would list every recipient).
+    """
+
+    def __init__(self, session: _LoopSession) -> None:
+        super().__init__(logger, True, session.timeout)
+        self._session = session
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        sent_headers = dict(headers or {})
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+            sent_headers["Authorization"] = "Basic " + token
+        async with self._session.get().request(
+            method.upper(),
+            url,
+            params=params,  # type: ignore[arg-type]  # the SDK passes str values
+            data=data,
+            headers=sent_headers,
+            timeout=aiohttp.ClientTimeout(total=timeout or self._session.timeout),
+            allow_redirects=allow_redirects,
+        ) as response:
+            text = await response.text()
+            return TwilioResponse(response.status, text, response.headers)
 
 
 class TwilioSender:
@@ -145,15 +248,48 @@ class TwilioSender:
             # twilio 9.13: every api.twilio.com resource builds its URL from the Api domain's
             # `base_url` (twilio/base/domain.py, Domain.absolute_url), and `client.api` is cached.
             self._client.api.base_url = api_base_url.rstrip("/")
+        # The same SDK client for `create_async`, on a pooled aiohttp session.
+        self._pool = _LoopSession(timeout)
+        self._async_client: Any = TwilioClient(
+            account_sid, auth_token, http_client=_AiohttpTwilioClient(self._pool)
+        )
+        self._async_client.edge = None
+        self._async_client.region = None
+        if api_base_url:
+            self._async_client.api.base_url = api_base_url.rstrip("/")
 
-    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
-        """Send one message; a `whatsapp:` recipient gets it from our number's WhatsApp form."""
+    @property
+    def sender_key(self) -> str:
+        return f"twilio:{self.from_number}"
+
+    def _message_args(self, to: str, body: str, status_callback: str | None) -> dict[str, Any]:
         sender = self.from_number
         if to.startswith("whatsapp:") and not sender.startswith("whatsapp:"):
             sender = "whatsapp:" + sender
         kwargs: dict[str, Any] = {"to": to, "from_": sender, "body": body}
         if status_callback:
             kwargs["status_callback"] = status_callback
+        return kwargs
+
+    async def send_sms_async(
+        self, to: str, body: str, *, status_callback: str | None = None
+    ) -> SendResult:
+        """`send_sms` with the SDK's `create_async`."""
+        kwargs = self._message_args(to, body, status_callback)
+        try:
+            message = await self._async_client.messages.create_async(**kwargs)
+        except TwilioException as exc:
+            raise self._classify(exc) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _aio_network_error("twilio", exc, self._secrets) from None
+        return SendResult(provider_ref=str(message.sid), status=str(message.status))
+
+    async def aclose(self) -> None:
+        await self._pool.close()
+
+    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
+        """Send one message; a `whatsapp:` recipient gets it from our number's WhatsApp form."""
+        kwargs = self._message_args(to, body, status_callback)
         try:
             message = self._client.messages.create(**kwargs)
         except TwilioException as exc:
@@ -256,6 +392,11 @@ class AfricasTalkingSender:
         self._secrets = (api_key,)
         self._session = requests.Session()
         self._session.headers.update({"apiKey": api_key, "Accept": "application/json"})
+        self._pool = _LoopSession(timeout, {"apiKey": api_key, "Accept": "application/json"})
+
+    @property
+    def sender_key(self) -> str:
+        return f"africastalking:{self.sender_id or self.username}"
 
     def find_sent(self, to: str, body: str, since: datetime) -> str | None:
         # AT's messaging API has no look-up of sent messages by recipient and time.
@@ -264,6 +405,30 @@ class AfricasTalkingSender:
     def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
         """Send one SMS. AT has no per-message callback: reports go to the account's one URL."""
         del status_callback  # configured once in AT's dashboard, not per message
+        form = self._form(to, body)
+        try:
+            response = self._session.post(self.url, data=form, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise _network_error("africastalking", exc, self._secrets) from None
+        return self._classify(response.status_code, response.text)
+
+    async def send_sms_async(
+        self, to: str, body: str, *, status_callback: str | None = None
+    ) -> SendResult:
+        """`send_sms` on the running loop, with the same request and classification."""
+        del status_callback
+        form = self._form(to, body)
+        try:
+            async with self._pool.get().post(self.url, data=form) as response:
+                status, text = response.status, await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _aio_network_error("africastalking", exc, self._secrets) from None
+        return self._classify(status, text)
+
+    async def aclose(self) -> None:
+        await self._pool.close()
+
+    def _form(self, to: str, body: str) -> dict[str, str]:
         if not _AT_RECIPIENT.match(to):
             raise SendError(
                 "africastalking needs an international number like +254711000001",
@@ -273,11 +438,7 @@ class AfricasTalkingSender:
         form = {"username": self.username, "to": to, "message": body, "bulkSMSMode": "1"}
         if self.sender_id:
             form["from"] = self.sender_id
-        try:
-            response = self._session.post(self.url, data=form, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise _network_error("africastalking", exc, self._secrets) from None
-        return self._classify(response.status_code, response.text)
+        return form
 
     def _classify(self, http_status: int, text: str) -> SendResult:
         payload = _json_object(text)
@@ -364,6 +525,16 @@ class OutboxSender:
             self.records.append(OutboxRecord(ref, to, body, status_callback))
         logger.info("outbox recorded %s (%d characters)", ref, len(body))
         return SendResult(provider_ref=ref, status="recorded")
+
+    sender_key: str = "outbox"
+
+    async def send_sms_async(
+        self, to: str, body: str, *, status_callback: str | None = None
+    ) -> SendResult:
+        return self.send_sms(to, body, status_callback=status_callback)
+
+    async def aclose(self) -> None:
+        return None
 
     def find_sent(self, to: str, body: str, since: datetime) -> str | None:
         raise CannotReconcile("the outbox keeps no record across processes")

@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 from casestore.inbound import Inbound
 from casestore.intake import IntakeRequest
 from casestore.models import Contact, Interaction, OutboundMessage
+from gateway import ussd
 from gateway.forms import BadRequest, read_form
 from gateway.runtime import Runtime
 from sms.conversation import classify_sms
@@ -112,4 +113,83 @@ async def simulator(request: Request) -> Response:
     return RedirectResponse(f"/simulator?phone={quote(raw_phone)}", status_code=303)
 
 
-routes = [Route("/simulator", simulator, methods=["GET", "POST"])]
+# ---------------------------------------------------------------- USSD mode
+
+USSD_CODE = "*123#"
+USSD_INPUT_MAX = 182  # the longest USSD string a handset sends
+
+
+async def ussd_page(
+    request: Request,
+    *,
+    phone: str,
+    session: str = "",
+    text: str = "",
+    screen: str | None = None,
+    ended: bool = False,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "simulator_ussd.html",
+        {
+            "phone": phone,
+            "session": session,
+            "text": text,
+            "screen": screen,
+            "ended": ended,
+            "error": error,
+            "code": USSD_CODE,
+            "lang": "es",
+        },
+        status_code=status_code,
+    )
+
+
+async def simulator_ussd(request: Request) -> Response:
+    """Dial the USSD menu: the same code path as the AT webhook, with provider "simulator"."""
+    rt = _runtime(request)
+    if not rt.settings.simulator_enabled:
+        return PlainTextResponse("the simulator is off (VENTANILLA_SIMULATOR=1 turns it on)", 404)
+    if request.method == "GET":
+        return await ussd_page(request, phone=request.query_params.get("phone", DEFAULT_PHONE))
+    try:
+        form = await read_form(request)
+    except BadRequest as exc:
+        return PlainTextResponse(exc.reason, exc.status)
+    raw_phone = form.get("phone", "").strip()
+    try:
+        phone = ussd.parse_phone(raw_phone, rt.config.country)
+    except PhoneError:
+        return await ussd_page(
+            request, phone=raw_phone, error="Número de teléfono no válido.", status_code=400
+        )
+    session, text = form.get("session", ""), form.get("text", "")
+    if form.get("action") != "send" or not session or len(session) > ussd.SESSION_ID_MAX:
+        session, text = "SIM" + uuid.uuid4().hex, ""  # dial: a new session, text "" like AT
+    else:
+        typed = form.get("input", "")[:USSD_INPUT_MAX]
+        # Like AT: the first input alone, then every input so far joined by "*".
+        text = f"{text}{ussd.SEPARATOR}{typed}" if text else typed
+    request_ = ussd.UssdRequest(session, USSD_CODE, phone, "simulator", text)
+    response = await ussd.answer(rt, PROVIDER, request_)
+    body = bytes(response.body).decode()
+    if response.status_code != 200:
+        return await ussd_page(
+            request, phone=raw_phone, error=body, status_code=response.status_code
+        )
+    return await ussd_page(
+        request,
+        phone=raw_phone,
+        session=session,
+        text=text,
+        screen=body[4:],
+        ended=body.startswith("END"),
+    )
+
+
+routes = [
+    Route("/simulator", simulator, methods=["GET", "POST"]),
+    Route("/simulator/ussd", simulator_ussd, methods=["GET", "POST"]),
+]

@@ -1,7 +1,332 @@
-"""(being written)"""
+"""Africa's Talking USSD over the shared menu: the accumulated-`text` protocol, CON/END screens.
+
+AT sends `text` = "" on a session's first request, then every input so far joined by "*"
+("1*3*sin agua"). The session's last `text` is kept in Redis beside its menu state, so the new
+input is what follows it, even when a free-text answer contains "*". When that is gone (Redis
+lost the session, or a dial string that already carries inputs) the position is rebuilt by
+walking the menu over the whole string. Answers are cached per session and `text`, so a
+redelivered request gets the same body and changes nothing.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import lru_cache
 
-routes: list[BaseRoute] = []
+from redis.client import Pipeline
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gateway import africastalking
+from gateway.forms import BadRequest, read_form, require
+from gateway.menu_session import (
+    PREFIX,
+    Call,
+    SessionStore,
+    _decode_state,
+    advance,
+    operators_open,
+    perform,
+)
+from gateway.redis_batch import batch_for
+from gateway.runtime import Runtime
+from ivr.machine import Channel, Context, Expect, Outcome, Screen, State, resume, start, step
+from ivr.menu import Menu
+from sms.phone import PhoneError, normalise_phone
+from sms.segments import septets, to_gsm7
+
+log = logging.getLogger(__name__)
+
+PROVIDER = africastalking.PROVIDER
+SEPARATOR = "*"
+SCREEN_MAX = 160  # characters a screen shows; 182 is the usual GSM maximum
+SESSION_ID_MAX = 64  # the provider reference is "<sessionId>:<step>", at most 80 characters
+UNAVAILABLE = "Servicio no disponible. Intente mas tarde."
+# Nodes of a new request a dropped session can be resumed at (as gateway.menu_session keeps them).
+RESUMABLE_NODES = ("describe", "confirm")
+
+
+@dataclass(frozen=True)
+class UssdRequest:
+    """One USSD request as AT sends it; `phone` is E.164."""
+
+    session_id: str
+    service_code: str
+    phone: str
+    network_code: str
+    text: str
+
+
+# ---------------------------------------------------------------- parse and render (pure)
+
+
+def parse_phone(raw: str, country: str) -> str:
+    """E.164 for a USSD phoneNumber; some aggregators drop the "+" of an international number."""
+    try:
+        return normalise_phone(raw, country)
+    except PhoneError:
+        digits = raw.strip()
+        if digits.isdigit() and not digits.startswith("0"):
+            return normalise_phone("+" + digits, country)
+        raise
+
+
+def parse_ussd(form: Mapping[str, str], country: str) -> UssdRequest:
+    """An AT USSD form as a UssdRequest; 400 naming what is missing or unusable."""
+    require(dict(form), "sessionId", "serviceCode", "phoneNumber")
+    if "text" not in form:
+        raise BadRequest("missing field: text")
+    session_id = form["sessionId"].strip()
+    if len(session_id) > SESSION_ID_MAX:
+        raise BadRequest(f"sessionId longer than {SESSION_ID_MAX} characters")
+    try:
+        phone = parse_phone(form["phoneNumber"], country)
+    except PhoneError as exc:
+        raise BadRequest("unparseable phone number in phoneNumber") from exc
+    return UssdRequest(
+        session_id=session_id,
+        service_code=form["serviceCode"].strip(),
+        phone=phone,
+        network_code=form.get("networkCode", "").strip(),
+        text=form["text"],
+    )
+
+
+def screen_text(screen: Screen) -> str:
+    """What the phone shows: the prompt, then one "key label" line per option, in GSM-7."""
+    return _compose(screen.text, screen.options)
+
+
+def _compose(text: str, options: tuple[tuple[str, str], ...]) -> str:
+    lines = [text.strip(), *(f"{key} {label}" for key, label in options)]
+    return to_gsm7("\n".join(line for line in lines if line)).strip()
+
+
+def render_ussd(screen: Screen) -> str:
+    """The AT answer: "CON " while the session goes on, "END " when it is over."""
+    return _render(screen.text, screen.options, screen.end)
+
+
+@lru_cache(maxsize=4096)  # a few dozen menu screens, and the number-bearing ones at the end
+def _render(text: str, options: tuple[tuple[str, str], ...], end: bool) -> str:
+    shown = _compose(text, options)
+    if septets(shown) > SCREEN_MAX:
+        # The shipped prompts fit (tests walk every screen); a deployment's longer ones are cut
+        # in the prompt, never in the options, rather than have the network drop the session.
+        log.warning("USSD screen over %d characters; prompt shortened", SCREEN_MAX)
+        lines = to_gsm7("\n".join(f"{key} {label}" for key, label in options))
+        room = SCREEN_MAX - septets(lines) - (1 if lines else 0) - 3
+        prompt = to_gsm7(text.strip())[: max(room, 0)].rstrip() + "..."
+        shown = "\n".join(part for part in (prompt, lines) if part)
+    return ("END " if end else "CON ") + shown
+
+
+def step_ref(text: str) -> str:
+    """The step a request is at, from its `text` alone: every request adds a "*" to it, so
+    the count is unique in a session, and a redelivery or a replay reuses the same reference."""
+    return str(text.count(SEPARATOR) + 1) if text else "0"
+
+
+def following(previous: str | None, text: str) -> str | None:
+    """The input `text` adds to the session's previous `text`; None when it does not extend it."""
+    if previous is None:
+        return None
+    if previous == "":
+        return text
+    if text.startswith(previous + SEPARATOR):
+        return text[len(previous) + 1 :]
+    return None
+
+
+def _is_choice(part: str) -> bool:
+    stripped = part.strip()
+    return 0 < len(stripped) <= 2 and stripped.isascii() and stripped.isdigit()
+
+
+def replay(menu: Menu, text: str) -> tuple[State, str] | None:
+    """Walk the menu over every input of `text` but the last; return that state and the last.
+
+    A free-text answer takes the following "*"-parts too, up to one that looks like a key
+    press (1 or 2 digits): "1*3*casa * patio*1" is category 3, "casa * patio", confirm 1.
+    Look-ups on the way found nothing (a found case ends the session). None when the walk
+    ends before the last input: that text cannot come from this menu.
+    """
+    parts = text.split(SEPARATOR)
+    screen = start(menu, Channel.USSD)
+    i = 0
+    while True:
+        end = i + 1
+        if screen.expect == Expect.TEXT:
+            while end < len(parts) and not _is_choice(parts[end]):
+                end += 1
+        value = SEPARATOR.join(parts[i:end])
+        if end >= len(parts):
+            return screen.state, value
+        screen = step(menu, screen.state, value)
+        while screen.action is not None and screen.action.kind == "case_status":
+            screen = resume(menu, screen.state, screen.action, Outcome(ok=False))
+        if screen.end or screen.action is not None:
+            return None
+        i = end
+
+
+# ---------------------------------------------------------------- the session
+
+
+def _text_key(key: str) -> str:
+    return PREFIX + "t:" + key
+
+
+def _answer_key(key: str, text: str) -> str:
+    digest = hashlib.blake2s(text.encode(), digest_size=8).hexdigest()
+    return f"ussd:{key}:{step_ref(text)}:{digest}"
+
+
+def remember(store: SessionStore, key: str, text: str) -> None:
+    """Keep the session's last `text`, to read the next request's input off it."""
+    store.client.set(_text_key(key), text, ex=store.ttl)
+
+
+@dataclass(frozen=True)
+class _Session:
+    cached: str | None
+    previous: str | None
+    state: State | None
+
+
+async def _read(store: SessionStore, key: str, answer_key: str) -> _Session:
+    """The cached answer, the last text and the menu state, in one command
+    (the keys are SessionStore's: "a:" cached answers, "s:" states)."""
+    keys = [PREFIX + "a:" + answer_key, _text_key(key), PREFIX + "s:" + key]
+    ((cached, previous, state),) = await batch_for(store.client).run(lambda pipe: pipe.mget(keys))
+    return _Session(
+        cached.decode() if isinstance(cached, bytes) else cached,
+        previous.decode() if isinstance(previous, bytes) else previous,
+        _decode_state(state),
+    )
+
+
+async def _write(
+    store: SessionStore,
+    key: str,
+    answer_key: str,
+    text: str,
+    body: str,
+    screen: Screen,
+    phone: str | None = None,
+) -> None:
+    """Cache the answer and keep the last text; with `phone`, also save the session as
+    `advance` saves it (the state, and a new request the citizen may resume)."""
+
+    def fill(pipe: Pipeline) -> None:
+        queued = SessionStore(pipe, store.ttl, store.resume_seconds)
+        if phone is not None:
+            if screen.end:
+                queued.drop(key)
+                queued.forget_resumable(phone)
+            else:
+                queued.save(key, screen.state)
+                if screen.state.node in RESUMABLE_NODES:
+                    queued.keep_resumable(phone, screen.state)
+        queued.cache(answer_key, body)
+        if screen.end:
+            pipe.delete(_text_key(key))
+        else:
+            remember(queued, key, text)
+
+    await batch_for(store.client).run(fill)
+
+
+async def respond(rt: Runtime, provider: str, request: UssdRequest) -> str:
+    """The answer to one USSD request: cached for a redelivery, else the menu's next screen."""
+    store = rt.menu_store
+    key = f"{provider}:{request.session_id}"
+    answer_key = _answer_key(key, request.text)
+    session = await _read(store, key, answer_key)
+    if session.cached is not None:
+        return session.cached
+    call = Call(
+        channel=Channel.USSD,
+        provider=provider,
+        session_id=request.session_id,
+        step_ref=step_ref(request.text),
+        phone=request.phone,
+        value=None,
+    )
+    value = following(session.previous, request.text)
+    state = session.state
+    if request.text and (value is None or state is None):
+        # The session's state or last text is gone: rebuild the position from the whole text.
+        rebuilt = replay(rt.menu, request.text)
+        if rebuilt is None:
+            log.info("USSD %s session %s: text does not fit the menu", provider, call.session_id)
+        else:
+            state, value = rebuilt
+    if not request.text or value is None or state is None:
+        # A dial (or a text that cannot be followed): `advance` starts the session, offering
+        # to resume a new request this phone left unfinished.
+        screen = await advance(rt, rt.menu, store, call)
+        body = render_ussd(screen)
+        await _write(store, key, answer_key, request.text, body, screen)
+        return body
+    screen = await _step(rt, replace(call, value=value), state)
+    body = render_ussd(screen)
+    await _write(store, key, answer_key, request.text, body, screen, phone=request.phone)
+    return body
+
+
+async def _step(rt: Runtime, call: Call, state: State) -> Screen:
+    """Apply the input to the state just read and perform what the menu asks, as `advance`
+    does; `advance` would read the session again, and a redelivery of the same request
+    running alongside may have ended it in between."""
+    now = datetime.now(UTC)
+    context = Context(operators_available=operators_open(rt.menu, now))
+    screen = step(rt.menu, state, call.value, context)
+    while screen.action is not None and screen.action.kind != "enqueue":
+        action = screen.action
+        outcome = await run_in_threadpool(perform, rt, rt.menu, call, screen.state, action, now)
+        screen = resume(rt.menu, screen.state, action, outcome)
+    return screen
+
+
+def unavailable_text(menu: Menu) -> str:
+    """END screen when Redis or the code failed: the citizen is told, not left hanging."""
+    prompts = menu.prompts.get(menu.config.default_language, {})
+    return "END " + to_gsm7(prompts.get("unavailable", UNAVAILABLE))
+
+
+# ---------------------------------------------------------------- the route
+
+
+async def at_ussd(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    try:
+        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        form = await read_form(request)
+        ussd = parse_ussd(form, rt.config.country)
+    except BadRequest as exc:
+        return PlainTextResponse(exc.reason, status_code=exc.status)
+    return await answer(rt, PROVIDER, ussd)
+
+
+async def answer(rt: Runtime, provider: str, ussd: UssdRequest) -> Response:
+    """Run one request and answer it; only an unreachable database gives a 5xx (503)."""
+    try:
+        body = await respond(rt, provider, ussd)
+    except DBAPIError as exc:
+        log.error("USSD step failed, database unavailable: %s", type(exc).__name__)
+        return PlainTextResponse("temporarily unable to store the request; retry", 503)
+    except Exception:  # Redis down or a bug: end the session politely, never a 500
+        log.exception("USSD step failed for %s", provider)
+        body = unavailable_text(rt.menu)
+    return PlainTextResponse(body)
+
+
+routes: list[BaseRoute] = [Route("/webhooks/africastalking/ussd", at_ussd, methods=["POST"])]

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from casestore import calls
+from gateway import livequeue, operator_leg
 from gateway.africastalking import PROVIDER, verify_token
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import Call, advance
@@ -325,6 +326,16 @@ async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
     ):
         await handle_missed_call(rt, PROVIDER, request.session_id, request.phone)
         return AT_REJECT
+    if step.number == 0 and request.outbound:  # an operator's phone answering "take call"?
+        dequeue = await run_in_threadpool(operator_leg.at_leg_answer, rt, request.session_id)
+        if dequeue is not None:
+            return dequeue
+    if step.number == 0 and request.outbound:  # a voice survey's call asks its own question
+        from gateway import voice_survey  # imported here: it builds on this module
+
+        survey_question = await voice_survey.at_answered(rt, request.session_id)
+        if survey_question is not None:
+            return survey_question
     party = await _party(rt, request, first=step.number == 0)
     screen = await advance(
         rt,
@@ -340,6 +351,12 @@ async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
             language=party.language,
         ),
     )
+    if screen.action is not None and screen.action.kind == "enqueue":
+        department = screen.action.department or rt.menu.operator_department
+        livequeue.arrived(  # the operators' live queue view
+            rt.redis, request.session_id, department, PROVIDER, party.phone,
+            urgent=screen.action.urgent, language=screen.state.language,
+        )  # fmt: skip
     return render_screen(rt.menu, screen, _voice_for(rt, screen.state.language, step.number + 1))
 
 
@@ -367,6 +384,7 @@ async def _finish(rt: Runtime, request: VoiceRequest) -> str:
         )
     store.drop(key)
     rt.redis.delete(_KEYS + "party:" + request.session_id)
+    await run_in_threadpool(operator_leg.at_session_ended, rt, request.session_id)
     if request.outbound:
         reason = request.hangup_cause or request.session_state or None
 

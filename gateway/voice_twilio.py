@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 from twilio.twiml.voice_response import VoiceResponse
 
 from casestore.menu_actions import spoken_tracking
-from gateway import twilio
+from gateway import livequeue, twilio
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import Call, SessionStore, advance, perform
 from gateway.runtime import Runtime
@@ -379,6 +379,10 @@ async def wait(request: Request) -> Response:
         expected = _number(form, "AvgQueueTime", 0)
         screen = queue_wait(menu, state, position, expected, timed_out=waited >= limit)
         store.save(session_key(call.call_sid), screen.state)  # a long wait keeps the session
+        livequeue.arrived(  # the operators' live queue view
+            rt.redis, call.call_sid, department, PROVIDER, call.phone,
+            urgent=urgent, language=state.language, waited=waited, position=position,
+        )  # fmt: skip
         return _xml(render_wait(menu, rt.settings.public_url, screen, department, urgent))
 
     return await _guarded(request, handle)
@@ -414,6 +418,7 @@ async def queue_result(request: Request) -> Response:
         if result not in QUEUE_RESULTS:
             allowed = ", ".join(sorted(QUEUE_RESULTS))
             raise BadRequest(f"unknown QueueResult {result!r}; expected one of {allowed}")
+        livequeue.remove(rt.redis, call.call_sid, department)  # not a queue it moved on to
         store, menu = rt.menu_store, rt.menu
 
         async def produce() -> str:
@@ -447,6 +452,7 @@ async def call_status(request: Request) -> Response:
         rt, form, call = await _verified(request)
         if call.status in FINAL_CALL_STATUSES:
             rt.menu_store.drop(session_key(call.call_sid))
+            livequeue.caller_gone(rt.redis, call.call_sid)
         return _xml(EMPTY)
 
     return await _guarded(request, handle)

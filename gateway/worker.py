@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import UTC, datetime
 
 import redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from casestore import calls, outbox
 from casestore.cases import escalate_overdue
 from casestore.config import Config
+from casestore.models import Survey, SurveyStatus
 from feedback.surveys import send_due_surveys
-from gateway.jobs import place_calls, send_messages, sender_for
+from feedback.voice import follow_up as follow_up_voice_surveys
+from gateway.jobs import (
+    close_senders,
+    configure_delivery,
+    place_calls,
+    send_messages,
+    sender_for,
+)
 from gateway.senders import CannotReconcile, SendError
+from gateway.sendrate import delivery_settings
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "ventanilla"
-BATCH = 50
+# Ids per job: a job claims its batch in one statement, sends it concurrently and records it in
+# one transaction, so bigger batches cost fewer round trips (one job per message tops out at a
+# few hundred a second); 100 still spreads a burst over every worker process.
+BATCH = 100
+CALL_BATCH = 50
 
 
 def make_queue(connection: redis.Redis) -> Queue:
@@ -38,11 +52,17 @@ def dispatch(engine: Engine, queue: Queue, limit: int = 2000) -> int:
     now = datetime.now(UTC)
     with engine.begin() as conn:
         ids = outbox.take_due(conn, now, limit)
-        for start in range(0, len(ids), BATCH):
-            queue.enqueue(send_messages, ids[start : start + BATCH], job_timeout=600)
+        jobs = [
+            Queue.prepare_data(send_messages, (ids[start : start + BATCH],), timeout=600)
+            for start in range(0, len(ids), BATCH)
+        ]
         call_ids = calls.take_due(conn, now, limit)
-        for start in range(0, len(call_ids), BATCH):
-            queue.enqueue(place_calls, call_ids[start : start + BATCH], job_timeout=600)
+        jobs += [
+            Queue.prepare_data(place_calls, (call_ids[start : start + CALL_BATCH],), timeout=600)
+            for start in range(0, len(call_ids), CALL_BATCH)
+        ]
+        if jobs:
+            queue.enqueue_many(jobs)  # one Redis pipeline for the whole cycle
     return len(ids) + len(call_ids)
 
 
@@ -79,15 +99,30 @@ def reconcile(engine: Engine, unsettled: list[outbox.Unsettled]) -> int:
     return settled
 
 
-def housekeeping(engine: Engine, config: Config, sms_provider: str) -> None:
-    """What is due by the clock: surveys to ask, overdue cases to escalate."""
+def housekeeping(
+    engine: Engine, config: Config, sms_provider: str, voice_provider: str | None = None
+) -> None:
+    """What is due by the clock: surveys to ask (by SMS or by a call) and to follow up after
+    their calls, overdue cases to escalate. The voice provider defaults to
+    VENTANILLA_VOICE_PROVIDER, as for the calls the jobs place."""
     now = datetime.now(UTC)
+    voice = voice_provider or os.environ.get("VENTANILLA_VOICE_PROVIDER", "").strip().lower()
+    voice = voice or "outbox"
     with Session(engine) as session, session.begin():
-        asked = send_due_surveys(session, config, sms_provider, now)
+        asked = send_due_surveys(session, config, sms_provider, now, voice_provider=voice)
+    with Session(engine) as session, session.begin():
+        followed = follow_up_voice_surveys(session, config, sms_provider, voice, now)
     with Session(engine) as session, session.begin():
         escalated = escalate_overdue(session, now, sms_provider)
     if asked.asked or escalated:
         log.info("housekeeping: %d surveys asked, %d cases escalated", asked.asked, escalated)
+    if followed.retried or followed.to_sms or followed.to_voice:
+        log.info(
+            "housekeeping: survey calls retried %d, fell back to SMS %d, to voice %d",
+            followed.retried,
+            followed.to_sms,
+            followed.to_voice,
+        )
 
 
 def run_burst(
@@ -96,19 +131,43 @@ def run_burst(
     config: Config | None = None,
     sms_provider: str | None = None,
 ) -> int:
-    """Do everything due now and return: sweep, surveys and escalations, dispatch, send."""
+    """Do everything due now and return: sweep, surveys and escalations, dispatch, send.
+
+    Messages a rate-limited sender cannot send within `jobs.MAX_WAIT` stay pending, due later.
+    """
+    configure_delivery(delivery_settings(config), connection)
     queue = make_queue(connection)
     sweep(engine)
     if config is not None and sms_provider is not None:
-        housekeeping(engine, config, sms_provider)
+        # One housekeeping round asks a bounded number of surveys: repeat while any is due.
+        for _ in range(50):
+            housekeeping(engine, config, sms_provider)
+            if not _surveys_due(engine):
+                break
     total = 0
-    for _ in range(100):
-        moved = dispatch(engine, queue)
-        SimpleWorker([queue], connection=connection).work(burst=True)
-        total += moved
-        if not moved:
-            break
+    try:
+        for _ in range(100):
+            moved = dispatch(engine, queue)
+            SimpleWorker([queue], connection=connection).work(burst=True)
+            total += moved
+            if not moved:
+                break
+    finally:
+        close_senders()
     return total
+
+
+def _surveys_due(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        due = conn.execute(
+            select(Survey.id)
+            .where(
+                Survey.status == SurveyStatus.SCHEDULED.value,
+                Survey.due_at <= datetime.now(UTC),
+            )
+            .limit(1)
+        ).first()
+    return due is not None
 
 
 def _dispatch_loop(
@@ -143,6 +202,7 @@ def run_forever(
     sms_provider: str | None = None,
 ) -> None:
     """Dispatcher thread plus an rq SimpleWorker in the main thread (it owns the signals)."""
+    configure_delivery(delivery_settings(config), connection)
     queue = make_queue(connection)
     stop = threading.Event()
     thread = threading.Thread(
@@ -156,3 +216,4 @@ def run_forever(
     finally:
         stop.set()
         thread.join(timeout=5)
+        close_senders()

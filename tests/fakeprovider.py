@@ -156,6 +156,9 @@ class FakeProvider:
         self.messages: list[FakeMessage] = []
         self.calls: list[FakeCall] = []
         self._scripted: dict[str, deque[_Scripted]] = {p: deque() for p in PROVIDERS}
+        # Seconds every unscripted answer is held back, after the request is recorded and its
+        # message accepted: a slow provider (a worker can die while waiting for the answer).
+        self.answer_delay = 0.0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -518,6 +521,9 @@ def _lookup(headers: dict[str, str], name: str) -> str | None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connection bursts (a worker opening 100
+    # connections at once), and each dropped SYN costs the client a 1 s retransmit.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (timeout tests, closed keep-alive sockets) is not an error.
@@ -530,13 +536,17 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         # HTTP/1.1 keep-alive, so benchmarks measure the app and not TCP set-up.
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY the client's delayed ACK
+        # holds every answer back ~40 ms, which caps a few connections at a few hundred req/s.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             reply = fake._handle(self.command, self.path, dict(self.headers.items()), body)
-            if reply.delay:
-                time.sleep(reply.delay)
+            delay = reply.delay or fake.answer_delay
+            if delay:
+                time.sleep(delay)
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.console import auth, cases, supervision
+from gateway.console import auth, cases, live, scores, supervision
 
-routes: list[BaseRoute] = [*auth.routes, *cases.routes, *supervision.routes]
+routes: list[BaseRoute] = [
+    *auth.routes,
+    *cases.routes,
+    *supervision.routes,
+    *live.routes,
+    *scores.routes,
+]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +33,16 @@ from gateway.console.i18n import translator
 from sms.phone import PhoneError, contact_key, normalise_phone
 
 
+def _local_date(value: str | None, zone: ZoneInfo, next_day: bool = False) -> datetime | None:
+    """A YYYY-MM-DD from the form as the start of that day (or the next) in the local zone."""
+    if not value:
+        return None
+    day = date.fromisoformat(value)
+    if next_day:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=zone)
+
+
 def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
     rt = runtime(request)
     params = request.query_params
@@ -46,12 +58,23 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
             q = ""
         except PhoneError:
             pass
+    try:
+        created_from = _local_date(params.get("from"), rt.config.timezone)
+        created_to = _local_date(params.get("to"), rt.config.timezone, next_day=True)
+    except ValueError:
+        return 400, {"error": "Fecha no válida (AAAA-MM-DD).", "cases": [], "next": None,
+                     "params": params}  # fmt: skip
     flt = CaseFilter(
         departments=viewer.departments,
         contact_phone=phone,
         status=params.get("status") or None,
         department=params.get("department") or None,
         q=q or None,
+        category=params.get("category") or None,
+        channel=params.get("channel") or None,
+        created_from=created_from,
+        created_to=created_to,
+        overdue_at=utcnow() if params.get("overdue") else None,
     )
     with rt.sessions() as session, session.begin():
         try:
@@ -67,6 +90,11 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
                 "category": c.category,
                 "channel": c.channel,
                 "urgent": c.urgent,
+                "overdue": bool(
+                    c.due_at
+                    and c.due_at < utcnow()
+                    and c.status in ("new", "assigned", "in_progress")
+                ),
                 "created_at": c.created_at.astimezone(rt.config.timezone),
                 "description": c.description,
             }
@@ -80,7 +108,12 @@ async def case_list(request: Request) -> Response:
     viewer: Viewer = request.state.viewer
     status, context = await run_in_threadpool(_list, request, viewer)
     config = runtime(request).config
-    context.update(statuses=list(config.status_names.get("es", {})), departments=config.departments)
+    context.update(
+        statuses=list(config.status_names.get("es", {})),
+        departments=config.departments,
+        categories=config.categories,
+        channels=["sms", "whatsapp", "ussd", "voice", "open311", "console", "import"],
+    )
     return render(request, "console/cases.html", context, status)
 
 

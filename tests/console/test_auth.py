@@ -83,3 +83,28 @@ def test_no_open_redirect_after_login(client: TestClient, add_operator: Callable
         follow_redirects=False,
     )
     assert response.headers["location"] == "/console"
+
+
+def test_case_list_filters(
+    client: TestClient, db_url: str, add_operator: Callable[..., str]
+) -> None:
+    post_twilio(client, twilio_form("No me llega la tarjeta alimentar", sender="+5491155550311"))
+    wa = twilio_form("Necesito mercaderia para el comedor", sender="whatsapp:+5491155550312")
+    post_twilio(client, wa)
+    add_operator("ana", departments=("ALIM",))
+    log_in(client, "ana")
+    by_channel = client.get("/console?channel=whatsapp").text
+    assert "mercaderia" in by_channel and "tarjeta alimentar" not in by_channel
+    by_category = client.get("/console?category=tarjeta-alimentar").text
+    assert "tarjeta alimentar" in by_category and "mercaderia" not in by_category
+    assert "No hay pedidos" in client.get("/console?from=2000-01-01&to=2000-01-02").text
+    assert "No hay pedidos" in client.get("/console?overdue=1").text  # none due yet
+    assert client.get("/console?from=ayer").status_code == 400
+
+
+def test_scores_page(client: TestClient, add_operator: Callable[..., str]) -> None:
+    add_operator("sofia", role="supervisor", departments=("ALIM",))
+    log_in(client, "sofia")
+    page = client.get("/console/scores?by=channel")
+    assert page.status_code == 200 and "CSAT" in page.text
+    assert client.get("/console/scores?by=planet").status_code == 400

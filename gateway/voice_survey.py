@@ -1,0 +1,278 @@
+"""The survey call on both providers: the question spoken, one key read, the rating kept.
+
+    POST /webhooks/twilio/survey?survey=ID[&step=N&keyed=0|1]
+        Twilio: the URL the worker places the call with (step 0) and each Gather action;
+        X-Twilio-Signature checked over VENTANILLA_PUBLIC_URL.
+    POST /webhooks/africastalking/survey?token=T&survey=ID&step=N&keyed=0|1
+        Africa's Talking: each GetDigits callback. The answered call itself comes to the
+        number's voice callback, where gateway.voice_africastalking hands survey calls to
+        `at_answered`; the final request (isActive=0) ends the call there like any other.
+
+How a call ended (Twilio's call status callback, AT's final request) is kept on its
+outbound_calls row by the routes that handle those; feedback.voice.follow_up reads it there.
+Every answer is cached per call and step, and the rating is kept only while the survey waits
+for it: a redelivered step gets the same words and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+from xml.sax.saxutils import escape, quoteattr
+
+import redis
+from sqlalchemy.exc import DBAPIError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from twilio.twiml.voice_response import VoiceResponse
+
+from casestore import calls
+from feedback.voice import VoiceScreen, answer_call, begin_call, prompt, survey_of_call
+from gateway import africastalking, twilio
+from gateway.forms import BadRequest, read_form
+from gateway.runtime import Runtime
+from gateway.voice_africastalking import parse_voice
+from gateway.voice_twilio import parse_call
+from gateway.webhooks import public_url, refuse, runtime
+
+log = logging.getLogger(__name__)
+
+TWILIO_PATH = "/webhooks/twilio/survey"
+AT_PATH = "/webhooks/africastalking/survey"
+XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
+AT_EMPTY = XML_HEAD + "<Response/>"
+KEY_TIMEOUT = 8  # seconds to press the key before the question counts as unanswered
+LAST_STEP = 2  # the question, then once more
+DEFAULT_AT_VOICE = "woman"
+_CACHE = "survey:"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a request sits in a survey call, from the URL the app handed the provider."""
+
+    survey_id: int
+    step: int  # 0: the call was answered; 1, 2: the key pressed after the question
+    keyed: bool  # keys were pressed on an earlier step
+
+
+def parse_position(query: Mapping[str, str]) -> Position:
+    """The survey, step and earlier keys of a survey URL; BadRequest names the bad one."""
+    survey = query.get("survey", "")
+    if not (survey.isascii() and survey.isdigit()) or len(survey) > 18:
+        raise BadRequest("survey must be a survey id")
+    step = query.get("step", "0")
+    if not (step.isascii() and step.isdigit()) or not 0 <= int(step) <= LAST_STEP:
+        raise BadRequest(f"step must be 0 to {LAST_STEP}")
+    keyed = query.get("keyed", "0")
+    if keyed not in ("0", "1"):
+        raise BadRequest("keyed must be 0 or 1")
+    return Position(int(survey), int(step), keyed == "1")
+
+
+def _next_query(survey_id: int, screen: VoiceScreen) -> dict[str, int]:
+    return {"survey": survey_id, "step": screen.next_step, "keyed": int(screen.keyed)}
+
+
+def _voice_settings(rt: Runtime, language: str) -> Mapping[str, Any]:
+    table = rt.config.raw.get("ivr", {}).get("voice", {})
+    return table.get(language) or table.get(rt.config.default_language) or {}
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_twiml(rt: Runtime, screen: VoiceScreen, survey_id: int) -> str:
+    """TwiML: the text inside a one-key Gather, or the text and a hang-up."""
+    settings = _voice_settings(rt, screen.language)
+    voice = {k: str(settings[k]) for k in ("language", "voice") if settings.get(k)}
+    response = VoiceResponse()
+    if screen.gather:
+        action = (
+            f"{rt.settings.public_url}{TWILIO_PATH}?{urlencode(_next_query(survey_id, screen))}"
+        )
+        gather = response.gather(
+            input="dtmf",
+            num_digits=1,
+            timeout=KEY_TIMEOUT,
+            action=action,
+            method="POST",
+            action_on_empty_result=True,  # silence comes back too: it is an answer to handle
+        )
+        gather.say(screen.text, **voice)
+        return str(response)
+    if screen.text:
+        response.say(screen.text, **voice)
+    response.hangup()
+    return str(response)
+
+
+def _at_say(rt: Runtime, screen: VoiceScreen) -> str:
+    voice = str(_voice_settings(rt, screen.language).get("at_voice") or DEFAULT_AT_VOICE)
+    return f'<Say voice={quoteattr(voice)} playBeep="false">{escape(screen.text)}</Say>'
+
+
+def render_at(rt: Runtime, screen: VoiceScreen, survey_id: int) -> str:
+    """AT voice XML: the text inside a one-key GetDigits, or the text (the call then ends)."""
+    if not screen.gather:
+        said = _at_say(rt, screen) if screen.text else ""
+        return f"{XML_HEAD}<Response>{said}</Response>"
+    query = {"token": rt.settings.at_webhook_token or "", **_next_query(survey_id, screen)}
+    url = f"{rt.settings.public_url}{AT_PATH}?{urlencode(query)}"
+    # Nothing pressed: AT goes on to the Redirect, which brings the silence to the same step.
+    return (
+        f'{XML_HEAD}<Response><GetDigits numDigits="1" timeout="{KEY_TIMEOUT}" '
+        f'finishOnKey="#" callbackUrl={quoteattr(url)}>{_at_say(rt, screen)}</GetDigits>'
+        f"<Redirect>{escape(url)}</Redirect></Response>"
+    )
+
+
+def _sorry(rt: Runtime, provider: str) -> str:
+    language = rt.config.default_language
+    screen = VoiceScreen(prompt(rt.config, language, "sorry"), language)
+    return render_twiml(rt, screen, 0) if provider == twilio.PROVIDER else render_at(rt, screen, 0)
+
+
+# ---------------------------------------------------------------- answering once per step
+
+
+def _cached(rt: Runtime, key: str) -> str | None:
+    try:
+        return rt.menu_store.cached(_CACHE + key)
+    except redis.RedisError as exc:  # the database still makes the step safe to repeat
+        log.warning("survey call: answer cache unavailable: %s", type(exc).__name__)
+        return None
+
+
+def _cache(rt: Runtime, key: str, body: str) -> None:
+    try:
+        rt.menu_store.cache(_CACHE + key, body)
+    except redis.RedisError as exc:
+        log.warning("survey call: answer cache unavailable: %s", type(exc).__name__)
+
+
+async def _answer_once(
+    rt: Runtime, provider: str, key: str, produce: Callable[[], str | None]
+) -> Response:
+    """The step's answer: cached if already given, else produced (in a thread) and cached."""
+    body = _cached(rt, key)
+    if body is None:
+        try:
+            body = await run_in_threadpool(produce)
+        except DBAPIError:
+            raise  # the app answers 503; the step can come again and find nothing done
+        except Exception:  # a bug: the citizen hears an apology, never silence or a 500
+            log.exception("survey call step failed")
+            body = _sorry(rt, provider)
+        else:
+            if body is None:
+                return PlainTextResponse("unknown survey call", status_code=404)
+            _cache(rt, key, body)
+    return Response(body, media_type="application/xml")
+
+
+# ---------------------------------------------------------------- routes
+
+
+async def twilio_survey(request: Request) -> Response:
+    """Twilio: the answered survey call (step 0) and each key pressed after the question."""
+    rt = runtime(request)
+    try:
+        form = await read_form(request)
+        twilio.verify_signature(
+            rt.settings.twilio_auth_token,
+            public_url(request),
+            form,
+            request.headers.get("x-twilio-signature"),
+        )
+        call = parse_call(form, rt.config.country)
+        at = parse_position(request.query_params)
+    except BadRequest as exc:
+        return refuse(exc)
+
+    def produce() -> str | None:
+        now = datetime.now(UTC)
+        with rt.sessions() as session, session.begin():
+            if at.step == 0:
+                screen = begin_call(
+                    session, rt.config, at.survey_id, twilio.PROVIDER, call.call_sid, now
+                )
+            else:
+                keys = form.get("Digits", "").strip()[:8]
+                screen = answer_call(session, rt.config, at.survey_id, at.step, keys, at.keyed, now)
+        return None if screen is None else render_twiml(rt, screen, at.survey_id)
+
+    return await _answer_once(rt, twilio.PROVIDER, f"twilio:{call.call_sid}:{at.step}", produce)
+
+
+async def at_answered(rt: Runtime, session_id: str) -> str | None:
+    """AT's voice callback got an answered call we placed: the question, if it is a survey call;
+    None for any other call (the menu then runs)."""
+
+    def work() -> str | None:
+        now = datetime.now(UTC)
+        with rt.sessions() as session, session.begin():
+            survey_id = survey_of_call(session, africastalking.PROVIDER, session_id)
+            if survey_id is None:
+                return None
+            screen = begin_call(
+                session, rt.config, survey_id, africastalking.PROVIDER, session_id, now
+            )
+            return None if screen is None else render_at(rt, screen, survey_id)
+
+    return await run_in_threadpool(work)
+
+
+async def at_survey(request: Request) -> Response:
+    """Africa's Talking: each key pressed (or the silence) after the survey question."""
+    rt = runtime(request)
+    try:
+        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        at = parse_position(request.query_params)
+        if at.step == 0:
+            raise BadRequest("step must be 1 or 2: the call starts on the voice callback")
+        form = await read_form(request)
+        voice = parse_voice(form, rt.config.country)
+    except BadRequest as exc:
+        return refuse(exc)
+    if not voice.active:
+        # The final request normally goes to the number's callback; if it comes here the call
+        # ends the same way.
+        def ended() -> bool:
+            with rt.sessions() as session, session.begin():
+                return calls.mark_ended(
+                    session,
+                    africastalking.PROVIDER,
+                    voice.session_id,
+                    reason=voice.hangup_cause or voice.session_state or None,
+                    now=datetime.now(UTC),
+                )
+
+        await run_in_threadpool(ended)
+        return Response(AT_EMPTY, media_type="application/xml")
+
+    def produce() -> str | None:
+        now = datetime.now(UTC)
+        with rt.sessions() as session, session.begin():
+            # The token proves AT; the sessionId must also be the survey's own call.
+            if survey_of_call(session, africastalking.PROVIDER, voice.session_id) != at.survey_id:
+                return None
+            screen = answer_call(
+                session, rt.config, at.survey_id, at.step, voice.digits, at.keyed, now
+            )
+        return None if screen is None else render_at(rt, screen, at.survey_id)
+
+    key = f"at:{voice.session_id}:{at.step}"
+    return await _answer_once(rt, africastalking.PROVIDER, key, produce)
+
+
+routes: list[BaseRoute] = [
+    Route(TWILIO_PATH, twilio_survey, methods=["POST"]),
+    Route(AT_PATH, at_survey, methods=["POST"]),
+]
