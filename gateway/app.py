@@ -22,6 +22,7 @@ from gateway import (
     operator_leg,
     simulator,
     simulator_calls,
+    simulator_voice,
     ussd,
     voice_africastalking,
     voice_survey,
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
         *console.routes,
         *simulator.routes,
         *simulator_calls.routes,
+        *simulator_voice.routes,
     ]
     return Starlette(
         routes=routes,

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from starlette.testclient import TestClient
 
 from casestore.config import Config
 from gateway.app import create_app
-from gateway.settings import Settings, load_settings
+from gateway.settings import load_settings
 from tests.conftest import app_env
 from tests.helpers import Db, counts
-
-
-@pytest.fixture
-def outbox_settings(db_url: str, redis_url: str) -> Settings:
-    return load_settings(app_env(db_url, redis_url, VENTANILLA_SMS_PROVIDER="outbox"))
-
-
-@pytest.fixture
-def sim(outbox_settings: Settings, config: Config) -> Iterator[TestClient]:
-    with TestClient(create_app(outbox_settings, config)) as test_client:
-        yield test_client
 
 
 def test_text_as_citizen_and_see_receipt(sim: TestClient, db_url: str) -> None:
