@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, select
 from casestore import calls, outbox
 from casestore.db import database_url, make_engine
 from gateway.calls import Caller, caller_from_env
-from gateway.senders import SendError, SmsSender, sender_from_env
+from gateway.senders import SendError, SmsSender, sender_from_env, watch_write
 from gateway.sendrate import DeliverySettings, SendRate, send_interval
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ _senders: dict[tuple[str, tuple[tuple[str, str], ...]], SmsSender] = {}
 _loop: asyncio.AbstractEventLoop | None = None
 _delivery = DeliverySettings()
 _rate: SendRate | None = None
+# When this process last wrote requests for each rate-limited sender (loop clock).
+_written: dict[str, deque[float]] = {}
 
 
 @lru_cache(maxsize=4)
@@ -80,6 +82,7 @@ def close_senders() -> None:
         _loop.close()
     _loop = None
     _senders.clear()
+    _written.clear()
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -199,7 +202,7 @@ def _send_chunk(
                 until = now() + timedelta(seconds=wait)
                 counts["deferred"] += outbox.release(conn, [r.id for r in to_send], until, now())
             return wait
-    outcomes = _run(_send_all(sender, to_send, wait, interval, _delivery.concurrency))
+    outcomes = _run(_send_all(sender, to_send, wait, rate, _delivery.concurrency))
     sent = [o for o in outcomes if isinstance(o, outbox.Sent)]
     failures = [o for o in outcomes if isinstance(o, _Failed)]
     with engine.begin() as conn:
@@ -211,17 +214,20 @@ async def _send_all(
     sender: SmsSender,
     rows: list[outbox.Claimed],
     wait: float,
-    interval: float,
+    rate: float,
     concurrency: int,
 ) -> list[outbox.Sent | _Failed | None]:
-    """Send every row, the i-th no earlier than `wait + i * interval` seconds from now (its
-    reserved slot; a late start does not push the later ones back, so no drift builds up).
+    """Send every row, the i-th no earlier than its reserved slot, `wait + i * interval`
+    seconds from now; with a rate, one request at a time onto the wire (the next waits until the
+    previous one is written) and never more than the rate within a second of this process's own
+    writes. A late send does not push its successors' slots back: no drift builds up.
 
     None for a row whose outcome is unknown (an unexpected error): it stays `sending`, so the
     sweeper asks the provider about it before any resend.
     """
     loop = asyncio.get_running_loop()
     first = loop.time() + wait
+    interval = send_interval(rate)
     gate = asyncio.Semaphore(concurrency)
     callback = _status_callback(sender.name)
 
@@ -240,13 +246,25 @@ async def _send_all(
 
     if interval <= 0:
         return await asyncio.gather(*(one(row) for row in rows))
+    # A send that went out late (a new connection, a busy machine) must not let the ones after
+    # it catch up into a burst: any n + 1 consecutive writes of this process span n / rate.
+    n = max(1, math.ceil(rate))
+    recent = _written.setdefault(sender.sender_key, deque(maxlen=n))
     tasks = []
     for index, row in enumerate(rows):
-        delay = first + index * interval - loop.time()
+        at = first + index * interval
+        if len(recent) == n:
+            at = max(at, recent[0] + n / rate)
+        delay = at - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(row)))
-        await asyncio.sleep(0)  # let it write its request now, not after the next sleep
+        written = watch_write()
+        task = asyncio.ensure_future(one(row))
+        tasks.append(task)
+        either: list[asyncio.Future[Any]] = [written, task]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        recent.append(written.result() if written.done() else loop.time())
+        written.cancel()
     return await asyncio.gather(*tasks)
 
 

@@ -6,11 +6,12 @@ send times for a sender from one schedule in Redis (GCRA: the sender's next free
 by one interval per message reserved), so the limit holds across processes and machines; a
 message over the limit waits for its slot, it is never dropped.
 
-Slots are spaced for 95% of the configured rate. A send starts at or after its slot, a few
-milliseconds late at random (timers, a busy machine); with exact spacing a late message next to
-an on-time one puts limit + 1 messages inside one second at the provider. With 5% headroom any
-`limit + 1` consecutive slots span 1/0.95 s, so the provider never counts more than the limit
-in a second while sends start less than ~50 ms after their slots.
+Slots are spaced for 95% of the configured rate. A send goes out at or after its slot, often a
+few milliseconds late (timers, a new connection, a busy machine); with exact spacing a late
+message next to an on-time one would put limit + 1 messages inside one second at the provider.
+Each worker process also keeps any limit + 1 of its own consecutive writes a second apart
+(gateway/jobs.py); the 5% headroom covers the seams between processes: `limit + 1` consecutive
+slots span 1/0.95 s, so a message up to ~50 ms late still cannot crowd the next process's.
 
     [delivery]
     max_per_second = 0        # every sender; 0 = no limit

@@ -13,19 +13,20 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
 from sqlalchemy import Engine, event, insert, select, update
 from sqlalchemy.orm import Session
 
+from casestore import outbox
 from casestore.config import Config, ConfigError, load_config
 from casestore.db import make_engine
 from casestore.models import Case, Contact, OutboundMessage, Survey
 from feedback.surveys import send_due_surveys
-from gateway import jobs
-from gateway.senders import SendError, SmsSender
+from gateway import jobs, senders
+from gateway.senders import SendError, SendResult, SmsSender
 from gateway.sendrate import DeliverySettings, SendRate, delivery_settings, send_interval
 from gateway.worker import run_burst
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
@@ -155,11 +156,12 @@ def test_async_send_classifies_failures_like_the_sync_one(case: FailureCase) -> 
         assert secret not in f"{error} {error!r}"
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["threaded-fake", "fast-fake"])
 @pytest.mark.parametrize("provider", ["twilio", "africastalking"])
-def test_async_send_puts_the_same_request_on_the_wire(provider: str) -> None:
+def test_async_send_puts_the_same_request_on_the_wire(provider: str, fast: bool) -> None:
     from tests.test_senders import AT_CITIZEN, CITIZEN, africastalking, twilio
 
-    with FakeProvider() as fake:
+    with FakeProvider(fast=fast) as fake:
         make = twilio if provider == "twilio" else africastalking
         to = CITIZEN if provider == "twilio" else AT_CITIZEN
         callback = "https://ventanilla.example/webhooks/twilio/status"
@@ -168,7 +170,7 @@ def test_async_send_puts_the_same_request_on_the_wire(provider: str) -> None:
         first, second = fake.requests
     assert sync.status == async_.status == ("queued" if provider == "twilio" else "Success")
     assert first.form == second.form and first.path == second.path
-    for header in ("Authorization", "apiKey", "Accept"):
+    for header in ("Authorization", "apiKey", "Accept", "Content-Type"):
         assert first.header(header) == second.header(header)
 
 
@@ -246,6 +248,40 @@ def test_processes_share_one_schedule_per_sender(redis_url: str) -> None:
     assert a.reserve("twilio:+1", 1, 0.1, 30)[1] == pytest.approx(1.0, abs=0.1)
     first.close()
     second.close()
+
+
+class LateFirstWrite:
+    """A sender whose first request goes out 80 ms late (as after a new TLS connection)."""
+
+    name = "fake"
+    sender_key = "fake:+1"
+
+    def __init__(self) -> None:
+        self.writes: list[float] = []
+
+    async def send_sms_async(
+        self, to: str, body: str, *, status_callback: str | None = None
+    ) -> SendResult:
+        if not self.writes:
+            await asyncio.sleep(0.08)
+        loop = asyncio.get_running_loop()
+        self.writes.append(loop.time())
+        await senders._on_request_written(None, None, None)  # what aiohttp's trace reports
+        return SendResult(f"ref-{len(self.writes)}", "queued")
+
+
+def test_a_late_send_does_not_let_the_next_ones_bunch_up() -> None:
+    sender = LateFirstWrite()
+    rows = [
+        outbox.Claimed(n, "fake", f"+5491155{n:06d}", "hola", "survey", 1, False) for n in range(12)
+    ]
+    jobs._written.clear()
+    outcomes = asyncio.run(jobs._send_all(cast(SmsSender, sender), rows, 0.0, 10.0, 64))
+    assert all(isinstance(o, outbox.Sent) for o in outcomes)
+    writes = sender.writes
+    # Slots are 1/9.5 s apart; the late first one still has the 11th wait a whole second.
+    assert writes[10] - writes[0] >= 1.0
+    assert all(b - a >= 1.0 for a, b in zip(writes, writes[10:], strict=False))
 
 
 # ---------------------------------------------------------------- the worker, in process
