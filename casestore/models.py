@@ -411,3 +411,26 @@ class ConsoleSession(Base):
     ended_at: Mapped[OptTimestamp]
 
     operator: Mapped[Operator] = relationship()
+
+
+class Person(Base):
+    """Someone who gave their national ID: one person may use several phones."""
+
+    __tablename__ = "people"
+
+    id: Mapped[IntPK]
+    national_id: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[Timestamp]
+    updated_at: Mapped[Timestamp]
+
+
+class PersonPhone(Base):
+    """An operator linked this phone (contact point) to this person; a phone may be shared."""
+
+    __tablename__ = "person_phones"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    linked_at: Mapped[Timestamp]
+    linked_by: Mapped[str] = mapped_column(String(64))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from casestore.models import (
@@ -21,9 +21,11 @@ from casestore.models import (
     Interaction,
     MessageStatus,
     OutboundMessage,
+    PersonPhone,
     Survey,
     utcnow,
 )
+from casestore.people import forget_person
 
 ERASED = "[borrado]"
 
@@ -111,6 +113,7 @@ def export_person(session: Session, holdings: Holdings) -> dict[str, Any]:
 def erase_person(session: Session, holdings: Holdings) -> dict[str, int]:
     """Remove personal data; returns how many rows of each kind were touched."""
     now = utcnow()
+    national_ids = {c.national_id for c in holdings.cases if c.national_id}
     case_ids = [c.id for c in holdings.cases]
     contact_ids = [c.id for c in holdings.contacts]
     touched = {"cases": len(case_ids), "contacts": len(contact_ids)}
@@ -165,7 +168,10 @@ def erase_person(session: Session, holdings: Holdings) -> dict[str, int]:
         .values(phone=None, status="cancelled")
         .execution_options(synchronize_session=False)
     )
+    for national_id in national_ids:
+        forget_person(session, national_id)
     for contact in holdings.contacts:
+        session.execute(delete(PersonPhone).where(PersonPhone.contact_id == contact.id))
         contact.phone = f"erased:{contact.id}"
         contact.language = None
         contact.conversation_case_id = None

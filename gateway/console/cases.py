@@ -27,6 +27,7 @@ from casestore.cases import (
     message_citizen,
 )
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
+from casestore.people import link_person, links_for_case
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
@@ -137,10 +138,13 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             .order_by(Operator.username)
         ).all()
         assigned = session.get(Operator, case.assigned_to_id) if case.assigned_to_id else None
+        sharing, person_phones = links_for_case(session, case)
         now = utcnow()
         return {
             "case": case,
             "duplicates": duplicates,
+            "sharing": sharing,
+            "person_phones": person_phones,
             "colleagues": [(o.id, o.username) for o in colleagues],
             "assigned": assigned.username if assigned else None,
             "due": case.due_at.astimezone(rt.config.timezone) if case.due_at else None,
@@ -218,9 +222,14 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                 national_id = "".join(ch for ch in form.get("national_id", "") if ch.isdigit())
                 if national_id and not 7 <= len(national_id) <= 9:
                     return "El DNI debe tener entre 7 y 9 dígitos."
-                case.citizen_name = name
-                case.national_id = national_id or None
-                case.updated_at = utcnow()
+                if national_id:
+                    link_person(
+                        session, case, name=name, national_id=national_id, actor=viewer.username
+                    )
+                else:
+                    case.citizen_name = name
+                    case.national_id = None
+                    case.updated_at = utcnow()
                 add_note(session, case, "datos de la persona actualizados", actor=viewer.username)
             elif action == "note":
                 add_note(session, case, form.get("text", ""), actor=viewer.username)
