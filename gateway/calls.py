@@ -25,7 +25,14 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
-from gateway.senders import SendError, _json_object, _network_error, _scrub
+from gateway.senders import (
+    SendError,
+    _json_object,
+    _network_error,
+    _scrub,
+    optional_env,
+    required_env,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -239,14 +246,10 @@ CALLER_NAMES = ("twilio", "africastalking", "outbox")
 
 
 def _required(env: Mapping[str, str], variable: str) -> str:
-    value = env.get(variable, "").strip()
-    if not value:
-        raise ValueError(f"{variable} must be set to place calls through this provider")
-    return value
+    return required_env(env, variable, "place calls")
 
 
-def _optional(env: Mapping[str, str], variable: str) -> str | None:
-    return env.get(variable, "").strip() or None
+_optional = optional_env
 
 
 def caller_from_env(name: str, env: Mapping[str, str]) -> Caller:

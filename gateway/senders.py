@@ -582,15 +582,19 @@ class OutboxSender:
 SENDER_NAMES = ("twilio", "africastalking", "outbox")
 
 
-def _required(env: Mapping[str, str], variable: str) -> str:
+def required_env(env: Mapping[str, str], variable: str, purpose: str = "send SMS") -> str:
+    """A provider variable that must be set; the error names it (shared with gateway.calls)."""
     value = env.get(variable, "").strip()
     if not value:
-        raise ValueError(f"{variable} must be set to send SMS through this provider")
+        raise ValueError(f"{variable} must be set to {purpose} through this provider")
     return value
 
 
-def _optional(env: Mapping[str, str], variable: str) -> str | None:
+def optional_env(env: Mapping[str, str], variable: str) -> str | None:
     return env.get(variable, "").strip() or None
+
+
+_required, _optional = required_env, optional_env
 
 
 def sender_from_env(name: str, env: Mapping[str, str]) -> SmsSender:
