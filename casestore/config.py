@@ -171,6 +171,9 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError('survey.quiet_hours must be a string like "21:00-09:00" or ""')
     _int(data, "survey.delay_minutes", 0, 60 * 24 * 30)
     _int(data, "survey.expiry_hours", 1, 24 * 90)
+    for key, high in (("comment_max_chars", 1000), ("early_answer_hours", 24 * 30)):
+        if key in data["survey"]:
+            _int(data, f"survey.{key}", 0, high)
     hours = _require(data, "operators.hours")
     if not isinstance(hours, str | dict):
         raise ConfigError('operators.hours must be "always" or a schedule table')

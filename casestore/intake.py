@@ -22,6 +22,7 @@ from casestore.models import Case, CaseEvent, Contact, Interaction, MessageStatu
 from casestore.prepared import Prepared, Row
 from feedback.surveys import answer_sms, opt_out_surveys
 from sms.conversation import (
+    OPEN_STATUSES,
     Action,
     CaseSummary,
     ContactState,
@@ -29,6 +30,7 @@ from sms.conversation import (
     OpenCase,
     Plan,
     decide,
+    in_window,
     may_reply,
     render_reply,
 )
@@ -301,17 +303,25 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     if inbound_id is None:
         return _stored_reply(conn, inbound)
 
-    if contact.pending_survey_id is not None and plan.command is None:
-        # A reply while a survey waits is its answer: it never opens a case.
-        answered = _survey_reply(conn, request, config, contact, inbound_id, now)
-        if answered is not None:
-            return answered
-
     conversation: OpenCase | None = None
     if contact.conversation_case_id is not None and plan.command is None:
         row = statements(conn).run(conn, "case_by_id", {"b_id": contact.conversation_case_id})
         if row is not None:
             conversation = OpenCase(row.id, row.tracking_number, row.status)
+
+    if plan.command is None and not plan.urgent:
+        # Urgent always wins: the plan was made before anything else read the text, and an
+        # urgent message is a case whatever survey waits. Otherwise the survey takes only what
+        # is shaped like its answer; a bare rating right after a closure (before the question
+        # went out) answers that case's survey unless the citizen is writing on an open case.
+        talking = (
+            conversation is not None
+            and conversation.status in OPEN_STATUSES
+            and in_window(contact.conversation_at, now, config.conversation_window_minutes)
+        )
+        answered = _survey_reply(conn, request, config, contact, inbound_id, now, early=not talking)
+        if answered is not None:
+            return answered
     replies = _window_count(contact.reply_window, contact.reply_count, now)
     lookups = _window_count(contact.lookup_window, contact.lookup_count, now)
     state = ContactState(
@@ -407,9 +417,19 @@ def _survey_reply(
     contact: Row,
     inbound_id: int,
     now: datetime,
+    *,
+    early: bool,
 ) -> IntakeResult | None:
     answer = answer_sms(
-        conn, config, contact.pending_survey_id, contact.id, request.inbound.text, inbound_id, now
+        conn,
+        config,
+        contact.pending_survey_id,
+        contact.id,
+        request.inbound.text,
+        inbound_id,
+        now,
+        plan=request.plan,
+        early=early,
     )
     if answer is None:
         return None

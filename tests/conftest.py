@@ -29,6 +29,7 @@ from casestore.models import Base
 from gateway.app import create_app
 from gateway.settings import Settings, load_settings
 from tests.fakeprovider import FakeProvider
+from tests.helpers import admin_token
 from tests.settings import POSTGRES_ADMIN_URL, REDIS_URL
 
 TWILIO_TOKEN = "test-twilio-auth-token"
@@ -196,3 +197,9 @@ def client(settings: Settings, config: Config) -> Iterator[TestClient]:
     app = create_app(settings, config)
     with TestClient(app, base_url=PUBLIC_URL) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def token(db_url: str, config: Config) -> str:
+    """An API bearer token of an admin who sees every department."""
+    return admin_token(db_url, config.departments)
