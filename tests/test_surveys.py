@@ -313,6 +313,9 @@ def test_urgent_message_while_survey_waits_opens_urgent_case(
     urgent = case_by_number(db_url, tracking_in(reply))
     assert urgent.tracking_number != first
     assert (urgent.urgent, urgent.priority, urgent.department) == (True, "urgent", "GEN")
+    # Due within the urgent service level: escalated to the supervisors like any urgent case.
+    assert urgent.due_at is not None
+    assert urgent.due_at <= urgent.created_at + timedelta(hours=config.raw["sla"]["urgent_hours"])
     survey = survey_row(db_url)
     # The survey is left exactly as it was: still waiting, no comment taken from the request.
     assert survey.status == ("rated" if rated_first else "asked")
