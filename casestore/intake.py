@@ -367,13 +367,14 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
         # Urgent always wins: the plan was made before anything else read the text, and an
         # urgent message is a case whatever survey waits. Otherwise the survey takes only what
         # is shaped like its answer; a bare rating right after a closure (before the question
-        # went out) answers that case's survey unless the citizen is writing on an open case.
+        # went out) answers that case's survey. While the citizen writes on an open case (an
+        # urgent one opened meanwhile, say) no early rating and no comment is taken.
         talking = (
             conversation is not None
             and conversation.status in OPEN_STATUSES
             and in_window(contact.conversation_at, now, config.conversation_window_minutes)
         )
-        answered = _survey_reply(conn, request, config, contact, inbound_id, now, early=not talking)
+        answered = _survey_reply(conn, request, config, contact, inbound_id, now, talking=talking)
         if answered is not None:
             return answered
     replies = _window_count(contact.reply_window, contact.reply_count, now)
@@ -485,7 +486,7 @@ def _survey_reply(
     inbound_id: int,
     now: datetime,
     *,
-    early: bool,
+    talking: bool,
 ) -> IntakeResult | None:
     answer = answer_sms(
         conn,
@@ -496,7 +497,7 @@ def _survey_reply(
         inbound_id,
         now,
         plan=request.plan,
-        early=early,
+        talking=talking,
     )
     if answer is None:
         return None

@@ -31,6 +31,7 @@ from casestore.models import (
 from feedback.rules import (
     Rating,
     ReplyMove,
+    SurveyReading,
     due_time,
     is_low,
     next_allowed,
@@ -310,19 +311,18 @@ def answer_sms(
     now: datetime,
     *,
     plan: Plan,
-    early: bool = True,
+    talking: bool = False,
 ) -> SurveyReply | None:
-    """Apply an SMS reply to the contact's pending survey (`survey_id`), or, with none pending
-    and `early`, a bare rating to the survey of the case closed just before. None when the text
-    is not an answer: the caller handles it as any SMS and the survey keeps waiting."""
+    """Apply an SMS reply to the contact's pending survey (`survey_id`), or, with none pending,
+    a bare rating to the survey of the case closed just before. None when the text is not an
+    answer: the caller handles it as any SMS (a survey awaiting its rating keeps waiting; one
+    awaiting the comment is done). `talking`: the citizen is writing on an open case, so no
+    early answer is taken and nothing is a comment."""
     mentions_request = plan.urgent or plan.category != config.triage_category
-    longest = comment_max_chars(config)
     if survey_id is None:
-        if not early:
+        if talking:
             return None
         return _answer_early(conn, config, contact_id, text, inbound_id, now, mentions_request)
-    if mentions_request or len(text.strip()) > longest:
-        return None  # a request in any state: no need to read the survey
     row = conn.execute(
         select(surveys_t, cases_t.c.tracking_number)
         .join(cases_t, cases_t.c.id == surveys_t.c.case_id)
@@ -335,9 +335,18 @@ def answer_sms(
         return None
     awaiting = "rating" if row.status == SurveyStatus.ASKED.value else "comment"
     reading = read_survey_reply(
-        text, awaiting=awaiting, mentions_request=mentions_request, comment_max_chars=longest
+        text,
+        awaiting=awaiting,
+        mentions_request=mentions_request,
+        comment_max_chars=comment_max_chars(config),
     )
+    if awaiting == "comment" and talking:
+        reading = SurveyReading(ReplyMove.CASE)
     if reading.move is ReplyMove.CASE:
+        if awaiting == "comment":
+            # The citizen moved on to a request: the survey stops waiting for a comment, so a
+            # short follow-up on that request is never mistaken for one.
+            _finish(conn, survey_id, contact_id, {"status": SurveyStatus.DONE.value}, now)
         return None
     conn.execute(
         update(interactions_t).where(interactions_t.c.id == inbound_id).values(case_id=row.case_id)
@@ -360,12 +369,23 @@ def answer_sms(
         values.update(status=SurveyStatus.DONE.value, comment=text.strip()[:1000])
         _event(conn, row.case_id, "survey_comment", now, text, None)
         template, finished = "survey_thanks", True
-    conn.execute(update(surveys_t).where(surveys_t.c.id == survey_id).values(values))
     if finished:
-        conn.execute(
-            update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
-        )
+        _finish(conn, survey_id, contact_id, values, now)
+    else:
+        conn.execute(update(surveys_t).where(surveys_t.c.id == survey_id).values(values))
     return SurveyReply(template, row.tracking_number, row.case_id)
+
+
+def _finish(
+    conn: Connection, survey_id: int, contact_id: int, values: dict[str, Any], now: datetime
+) -> None:
+    """Write the survey's last `values`; this phone's replies no longer go to it."""
+    conn.execute(
+        update(surveys_t).where(surveys_t.c.id == survey_id).values({"updated_at": now, **values})
+    )
+    conn.execute(
+        update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
+    )
 
 
 def _take_rating(

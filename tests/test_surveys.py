@@ -320,9 +320,17 @@ def test_urgent_message_while_survey_waits_opens_urgent_case(
     # The survey is left exactly as it was: still waiting, no comment taken from the request.
     assert survey.status == ("rated" if rated_first else "asked")
     assert survey.rating == (5 if rated_first else None) and survey.comment is None
-    # ... and still takes its answer afterwards.
-    post_twilio(client, twilio_form("Todo bien" if rated_first else "4", sender=PHONE))
-    assert survey_row(db_url).rating == (5 if rated_first else 4)
+    if rated_first:
+        # A follow-up joins the urgent case: never taken as the survey's comment.
+        follow = reply_of(
+            post_twilio(client, twilio_form("estoy con mi vecina", sender=PHONE)).text
+        )
+        assert "sumamos su mensaje" in follow and tracking_in(follow) == urgent.tracking_number
+        survey = survey_row(db_url)
+        assert (survey.status, survey.rating, survey.comment) == ("done", 5, None)
+    else:  # the survey still takes its answer afterwards
+        post_twilio(client, twilio_form("4", sender=PHONE))
+        assert survey_row(db_url).rating == 4
 
 
 def test_urgent_message_over_africastalking_while_survey_waits(
@@ -382,7 +390,11 @@ def test_comment_after_rating_only_when_short_and_no_request(
         assert (survey.status, survey.comment, len(cases)) == ("done", comment, 1)
     else:
         assert tracking_in(reply) == cases[-1].tracking_number and len(cases) == 2
-        assert (survey.status, survey.rating, survey.comment) == ("rated", 5, None)
+        # The rating stays; the survey no longer waits for a comment, so a short follow-up
+        # on the new request joins it instead of being taken as one.
+        assert (survey.status, survey.rating, survey.comment) == ("done", 5, None)
+        follow_up = reply_of(post_twilio(client, twilio_form("Es urgente", sender=PHONE)).text)
+        assert "sumamos su mensaje" in follow_up and tracking_in(follow_up) == tracking_in(reply)
 
 
 def test_rating_right_after_closure_answers_the_survey_before_it_is_sent(
