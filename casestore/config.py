@@ -54,6 +54,26 @@ class Category:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """`[limits]`: abuse limits per phone number (0 turns one off); urgent messages are exempt."""
+
+    sms_per_minute: int = 10
+    new_cases_per_day: int = 5
+    ussd_sessions_per_hour: int = 10
+
+    def describe(self, name: str) -> str:
+        """The timeline text of a `limit_hit` event for the limit called `name`."""
+        return _LIMIT_TEXTS[name].format(n=getattr(self, name))
+
+
+_LIMIT_TEXTS = {
+    "sms_per_minute": "over {n} SMS per minute from this number: kept, no automatic reply",
+    "new_cases_per_day": "over {n} new cases per day from this number: joined to this case",
+    "ussd_sessions_per_hour": "over {n} USSD sessions per hour from this number: told to retry",
+}
+
+
+@dataclass(frozen=True)
 class Config:
     """The parsed deployment file; `raw` keeps every key for the parts read elsewhere."""
 
@@ -75,6 +95,7 @@ class Config:
     signature: str
     emergency_lines: Mapping[str, str]
     survey: Mapping[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
 
     def template(self, name: str, language: str) -> str:
         lang = language if language in self.templates else self.default_language
@@ -171,6 +192,9 @@ def parse_config(data: dict[str, Any]) -> Config:
         raise ConfigError('survey.quiet_hours must be a string like "21:00-09:00" or ""')
     _int(data, "survey.delay_minutes", 0, 60 * 24 * 30)
     _int(data, "survey.expiry_hours", 1, 24 * 90)
+    for key, high in (("comment_max_chars", 1000), ("early_answer_hours", 24 * 30)):
+        if key in data["survey"]:
+            _int(data, f"survey.{key}", 0, high)
     hours = _require(data, "operators.hours")
     if not isinstance(hours, str | dict):
         raise ConfigError('operators.hours must be "always" or a schedule table')
@@ -181,6 +205,13 @@ def parse_config(data: dict[str, Any]) -> Config:
         str(cmd): {str(lang): tuple(str(w) for w in words) for lang, words in by_lang.items()}
         for cmd, by_lang in _require(data, "sms.keywords").items()
     }
+    limits = Limits(
+        **{
+            key: _int(data, f"limits.{key}", 0, 100_000)
+            for key in Limits.__dataclass_fields__
+            if key in data.get("limits", {})
+        }
+    )
     return Config(
         raw=data,
         timezone=tz,
@@ -200,6 +231,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         signature=str(data.get("deployment", {}).get("sms_signature", "")),
         emergency_lines=dict(data.get("emergency", {}).get("lines", {})),
         survey=dict(data["survey"]),
+        limits=limits,
     )
 
 

@@ -11,17 +11,36 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from casestore import sla, tracking
 from casestore.config import Config
 from casestore.inbound import Inbound, IntakeResult
-from casestore.models import Case, CaseEvent, Contact, Interaction, MessageStatus, OutboundMessage
+from casestore.models import (
+    Case,
+    CaseEvent,
+    Contact,
+    Interaction,
+    MessageStatus,
+    OutboundMessage,
+    UTCDateTime,
+)
 from casestore.prepared import Prepared, Row
 from feedback.surveys import answer_sms, opt_out_surveys
 from sms.conversation import (
+    NEW_CASES_PER_DAY,
+    OPEN_STATUSES,
     Action,
     CaseSummary,
     ContactState,
@@ -29,6 +48,7 @@ from sms.conversation import (
     OpenCase,
     Plan,
     decide,
+    in_window,
     may_reply,
     render_reply,
 )
@@ -41,6 +61,8 @@ events = cast(Table, CaseEvent.__table__)
 outbox = cast(Table, OutboundMessage.__table__)
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 TRACKING_ATTEMPTS = 20
 
 
@@ -73,6 +95,25 @@ class Statements:
         self.upsert_contact = upsert.on_conflict_do_update(
             index_elements=["phone"], set_={"last_inbound_at": upsert.excluded.last_inbound_at}
         ).returning(*contacts.c)
+        # The same, counting the SMS in the number's one-minute window in the same statement
+        # (no COUNT(*), no lost increments between concurrent writers).
+        same_minute = contacts.c.inbound_window > bindparam("b_since", type_=UTCDateTime())
+        counting = _insert_for(dialect, contacts)
+        self.upsert_contact_counting = counting.on_conflict_do_update(
+            index_elements=["phone"],
+            set_={
+                "last_inbound_at": counting.excluded.last_inbound_at,
+                "inbound_window": case(
+                    (same_minute, contacts.c.inbound_window),
+                    else_=counting.excluded.last_inbound_at,
+                ),
+                # Literal SQL: the prepared executor takes named parameters only.
+                "inbound_count": case(
+                    (same_minute, contacts.c.inbound_count + literal_column("1")),
+                    else_=literal_column("1"),
+                ),
+            },
+        ).returning(*contacts.c)
         self.insert_case = (
             _insert_for(dialect, cases)
             .on_conflict_do_nothing(index_elements=["tracking_number"])
@@ -97,6 +138,11 @@ class Statements:
             .select_from(cases)
             .outerjoin(merged, merged.c.id == cases.c.merged_into_id)
             .where(cases.c.tracking_number == bindparam("b_number"))
+        )
+        self.mark_limit_hit = (
+            update(cases)
+            .where(cases.c.id == bindparam("b_id"))
+            .values(limit_hit_at=bindparam("b_at"))
         )
         self.touch_case = (
             update(cases)
@@ -131,8 +177,10 @@ def statements(conn: Connection) -> Statements:
     return found
 
 
-def _window_count(window: datetime | None, count: int, now: datetime) -> int:
-    return count if window is not None and now - window < HOUR else 0
+def _window_count(
+    window: datetime | None, count: int, now: datetime, span: timedelta = HOUR
+) -> int:
+    return count if window is not None and now - window < span else 0
 
 
 def _stored_reply(conn: Connection, inbound: Inbound) -> IntakeResult:
@@ -182,19 +230,25 @@ def record_inbound(conn: Connection, inbound: Inbound, contact_id: int | None) -
     return None if row is None else int(row["id"])
 
 
-def upsert_contact(conn: Connection, phone: str, now: datetime, channel: str) -> Row:
-    """Create the contact for this phone or touch it; returns the whole row."""
+def upsert_contact(
+    conn: Connection, phone: str, now: datetime, channel: str, *, count_sms: bool = False
+) -> Row:
+    """Create the contact for this phone or touch it; returns the whole row. With `count_sms`
+    the row's `inbound_count` also counts this SMS in the number's one-minute window."""
+    params: dict[str, Any] = {
+        "phone": phone,
+        "preferred_channel": channel,
+        "created_at": now,
+        "last_inbound_at": now,
+        "reply_count": 0,
+        "lookup_count": 0,
+        "inbound_count": 1 if count_sms else 0,
+        "case_count": 0,
+    }
+    if count_sms:
+        params.update(inbound_window=now, b_since=now - MINUTE)
     row = statements(conn).run(
-        conn,
-        "upsert_contact",
-        {
-            "phone": phone,
-            "preferred_channel": channel,
-            "created_at": now,
-            "last_inbound_at": now,
-            "reply_count": 0,
-            "lookup_count": 0,
-        },
+        conn, "upsert_contact_counting" if count_sms else "upsert_contact", params
     )
     assert row is not None
     return row
@@ -296,24 +350,36 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             return _stored_reply(conn, inbound)
         return IntakeResult(duplicate=False, reply=None, action=Action.RECORD_ONLY.value)
 
-    contact = upsert_contact(conn, contact_key(inbound.phone), now, inbound.channel)
+    contact = upsert_contact(conn, contact_key(inbound.phone), now, inbound.channel, count_sms=True)
     inbound_id = record_inbound(conn, inbound, contact.id)
     if inbound_id is None:
         return _stored_reply(conn, inbound)
-
-    if contact.pending_survey_id is not None and plan.command is None:
-        # A reply while a survey waits is its answer: it never opens a case.
-        answered = _survey_reply(conn, request, config, contact, inbound_id, now)
-        if answered is not None:
-            return answered
 
     conversation: OpenCase | None = None
     if contact.conversation_case_id is not None and plan.command is None:
         row = statements(conn).run(conn, "case_by_id", {"b_id": contact.conversation_case_id})
         if row is not None:
             conversation = OpenCase(row.id, row.tracking_number, row.status)
+
+    limits = config.limits
+    over_sms_limit = 0 < limits.sms_per_minute < contact.inbound_count
+    if plan.command is None and not plan.urgent and not over_sms_limit:
+        # Urgent always wins: the plan was made before anything else read the text, and an
+        # urgent message is a case whatever survey waits. Otherwise the survey takes only what
+        # is shaped like its answer; a bare rating right after a closure (before the question
+        # went out) answers that case's survey. While the citizen writes on an open case (an
+        # urgent one opened meanwhile, say) no early rating and no comment is taken.
+        talking = (
+            conversation is not None
+            and conversation.status in OPEN_STATUSES
+            and in_window(contact.conversation_at, now, config.conversation_window_minutes)
+        )
+        answered = _survey_reply(conn, request, config, contact, inbound_id, now, talking=talking)
+        if answered is not None:
+            return answered
     replies = _window_count(contact.reply_window, contact.reply_count, now)
     lookups = _window_count(contact.lookup_window, contact.lookup_count, now)
+    cases_today = _window_count(contact.case_window, contact.case_count, now, DAY)
     state = ContactState(
         language=contact.language,
         opted_out=contact.opted_out_at is not None,
@@ -321,6 +387,8 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
         conversation_at=contact.conversation_at,
         replies_this_hour=replies,
         lookups_this_hour=lookups,
+        inbound_this_minute=contact.inbound_count,
+        cases_today=cases_today,
     )
     decision = decide(plan, state, now, config)
     contact_changes: dict[str, Any] = {}
@@ -345,7 +413,12 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             interaction_id=inbound_id,
             due=sla.due_at(config.raw, config.timezone, now, category.code, decision.urgent),
         )
-        contact_changes.update(conversation_case_id=case_id, conversation_at=now)
+        contact_changes.update(
+            conversation_case_id=case_id,
+            conversation_at=now,
+            case_window=_window_start(contact.case_window, now, DAY),
+            case_count=cases_today + 1,
+        )
     elif decision.action is Action.JOIN_CASE:
         assert conversation is not None
         case_id, number = conversation.case_id, conversation.tracking_number
@@ -379,6 +452,11 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
 
     if case_id is not None:
         statements(conn).run(conn, "link_interaction", {"b_id": inbound_id, "b_case": case_id})
+        # The first message over the per-minute limit, and each one over the daily case limit,
+        # is marked on the case (the console shows it); later ones in the flood only join.
+        first_over = contact.inbound_count == limits.sms_per_minute + 1
+        if decision.limit == NEW_CASES_PER_DAY or (decision.limit and first_over):
+            record_limit_hit(conn, config, case_id, decision.limit, now, inbound_id)
     if plan.command is not None:
         contact_changes["language"] = decision.language
 
@@ -407,9 +485,19 @@ def _survey_reply(
     contact: Row,
     inbound_id: int,
     now: datetime,
+    *,
+    talking: bool,
 ) -> IntakeResult | None:
     answer = answer_sms(
-        conn, config, contact.pending_survey_id, contact.id, request.inbound.text, inbound_id, now
+        conn,
+        config,
+        contact.pending_survey_id,
+        contact.id,
+        request.inbound.text,
+        inbound_id,
+        now,
+        plan=request.plan,
+        talking=talking,
     )
     if answer is None:
         return None
@@ -438,8 +526,31 @@ def _survey_reply(
     )
 
 
-def _window_start(window: datetime | None, now: datetime) -> datetime:
-    return window if window is not None and now - window < HOUR else now
+def record_limit_hit(
+    conn: Connection,
+    config: Config,
+    case_id: int,
+    limit: str,
+    now: datetime,
+    interaction_id: int | None = None,
+) -> None:
+    """Put an abuse limit ([limits] key `limit`) on the case's timeline and mark the case
+    for the console list."""
+    add_event(
+        conn,
+        case_id=case_id,
+        kind="limit_hit",
+        at=now,
+        actor="system",
+        text=config.limits.describe(limit),
+        interaction_id=interaction_id,
+        data={"limit": limit, "max": getattr(config.limits, limit)},
+    )
+    statements(conn).run(conn, "mark_limit_hit", {"b_id": case_id, "b_at": now})
+
+
+def _window_start(window: datetime | None, now: datetime, span: timedelta = HOUR) -> datetime:
+    return window if window is not None and now - window < span else now
 
 
 def _record_reply(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from casestore import sla
 from casestore.config import Config
 from casestore.inbound import Inbound
-from casestore.intake import open_case, record_inbound, upsert_contact
+from casestore.intake import open_case, record_inbound, record_limit_hit, upsert_contact
 from casestore.models import (
     CallbackRequest,
     Case,
@@ -190,6 +190,26 @@ def latest_open_case(session: Session, phone: str | None) -> str | None:
         .limit(1)
     )
     return str(number) if number is not None else None
+
+
+def ussd_limit_hit(
+    session: Session, config: Config, phone: str, now: datetime, *, record: bool
+) -> str | None:
+    """A phone went over `[limits] ussd_sessions_per_hour`: its known language (None if the
+    phone is new), and with `record` a `limit_hit` event on its newest case, for operators."""
+    contact = session.scalar(select(Contact).where(Contact.phone == contact_key(phone)))
+    if contact is None:
+        return None
+    if record:
+        case_id = session.scalar(
+            select(Case.id)
+            .where(Case.contact_id == contact.id)
+            .order_by(Case.created_at.desc(), Case.id.desc())
+            .limit(1)
+        )
+        if case_id is not None:
+            record_limit_hit(session.connection(), config, case_id, "ussd_sessions_per_hour", now)
+    return contact.language
 
 
 def request_callback(

@@ -130,6 +130,12 @@ class Contact(Base):
     lookup_count: Mapped[int] = mapped_column(Integer, default=0)
     # The survey now waiting for this phone's answer: replies go to it, never to a new case.
     pending_survey_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Abuse limits ([limits]): inbound SMS in a fixed one-minute window, new cases in a fixed
+    # one-day window; counted on the row the intake already writes, never by COUNT(*).
+    inbound_window: Mapped[OptTimestamp]
+    inbound_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    case_window: Mapped[OptTimestamp]
+    case_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Case(Base):
@@ -163,6 +169,8 @@ class Case(Base):
     due_at: Mapped[OptTimestamp]
     escalated_at: Mapped[OptTimestamp]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    # When a message on this case last went over an abuse limit (marked in the console list).
+    limit_hit_at: Mapped[OptTimestamp]
 
     contact: Mapped[Contact | None] = relationship()
     survey: Mapped[Survey | None] = relationship(back_populates="case", uselist=False)

@@ -58,8 +58,16 @@ WORDS = {
     "uno": 1, "una": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5,
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
 }  # fmt: skip
-_DIGIT = re.compile(r"(?<!\d)([1-5])(?!\d)")
-_ANY_NUMBER = re.compile(r"\d+")
+# Words around a rating that carry nothing: "un 4", "le doy 5", "5 estrellas", "4 de 5".
+_LEAD = frozenset({"un", "una", "le", "les", "doy", "pongo", "mi", "nota", "puntaje", "a", "i",
+                   "give", "my", "score", "calificacion", "es", "con"})  # fmt: skip
+_NOISE = frozenset({"estrellas", "estrella", "stars", "star", "puntos", "points", "de", "of"})
+_CONNECTORS = frozenset({"o", "y", "or", "and", "entre", "between"})
+_ARTICLES = frozenset({"un", "una", "a"})
+_SCALE = re.compile(
+    r"(?<![0-9a-z])([1-5]|" + "|".join(WORDS) + r")\s*(?:/|de|sobre|out of)\s*5(?![0-9])"
+)
+_TOKEN = re.compile(r"[0-9]+|[^\W\d_]+")
 
 
 @dataclass(frozen=True)
@@ -70,31 +78,94 @@ class Rating:
     comment: str = ""
 
 
+def _tokens(text: str) -> list[str]:
+    folded = _SCALE.sub(r"\1", fold(text))  # "4/5", "4 de 5": drop the scale
+    return _TOKEN.findall(folded)
+
+
+def _number(tokens: list[str], i: int) -> int | None:
+    """The number token `i` stands for, if it is one ("un"/"a" before a number is an article)."""
+    token = tokens[i]
+    if token.isascii() and token.isdigit():
+        return int(token)
+    if token in _ARTICLES and i + 1 < len(tokens) and _number(tokens, i + 1) is not None:
+        return None
+    return WORDS.get(token)
+
+
+def rating_shape(text: str) -> Rating | None:
+    """The rating in a reply shaped like one ("5", "cinco", "4/5", "un 4", "5 excelente",
+    "Excelente, 5"); None for anything else, however it might be read.
+
+    Shaped like a rating: exactly one number, from 1 to 5, that opens the message (after words
+    like "le doy un") or closes it (before words like "estrellas"). A number inside a sentence
+    ("tengo 3 hijos y no tengo comida") is not a rating.
+    """
+    tokens = [t for t in _tokens(text) if t not in _NOISE]
+    numbers = [(i, n) for i in range(len(tokens)) if (n := _number(tokens, i)) is not None]
+    if len(numbers) != 1:
+        return None
+    index, value = numbers[0]
+    if not 1 <= value <= 5:
+        return None
+    opens = all(t in _LEAD for t in tokens[:index])
+    closes = index == len(tokens) - 1
+    if not (opens or closes):
+        return None
+    words = [t for j, t in enumerate(tokens) if j != index and t not in _LEAD]
+    return Rating(value, text.strip() if words else "")
+
+
+def unclear_rating_shape(text: str) -> bool:
+    """Numbers and little else, but not one rating: "6", "0", "3 o 4", "uno o dos"."""
+    tokens = [t for t in _tokens(text) if t not in _NOISE and t not in _CONNECTORS]
+    if not tokens or rating_shape(text) is not None:
+        return False
+    return all(
+        (t.isascii() and t.isdigit() and len(t) <= 2) or t in WORDS or t in _ARTICLES
+        for t in tokens
+    ) and any(t not in _ARTICLES for t in tokens)
+
+
 def parse_rating(text: str) -> Rating:
     """Accept "5", "5 excelente", "cinco", "five", "5 estrellas", "4/5"; else unclear."""
-    folded = fold(text)
-    numbers = _ANY_NUMBER.findall(folded)
-    if re.search(r"\d\s*/\s*5", folded):  # "4/5": drop the scale
-        folded = re.sub(r"/\s*5", "", folded)
-        numbers = _ANY_NUMBER.findall(folded)
-    digits = [int(n) for n in numbers if len(n) == 1 and n in "12345"]
-    if numbers and (len(numbers) != 1 or not digits):
-        return Rating(None)  # several numbers, or one out of range: ask again
-    if digits:
-        rest = _DIGIT.sub("", folded, count=1).strip(" .,!-:")
-        return Rating(digits[0], _comment(text, rest))
-    words = [WORDS[w] for w in re.findall(r"[a-z]+", folded) if w in WORDS]
-    if len(set(words)) == 1:
-        return Rating(words[0])
-    return Rating(None)
+    return rating_shape(text) or Rating(None)
 
 
-_NOISE = frozenset({"estrellas", "estrella", "stars", "star", "puntos", "points", "de", "of"})
+class ReplyMove(enum.StrEnum):
+    """What an SMS from a phone whose survey waits (or whose case just closed) is."""
+
+    RATE = "rate"  # the rating (with a short comment, maybe)
+    CLARIFY = "clarify"  # numbers, but no 1-5: ask once more
+    COMMENT = "comment"  # the optional comment after a rating
+    CASE = "case"  # anything else: a request, handled as any SMS (the survey keeps waiting)
 
 
-def _comment(original: str, rest: str) -> str:
-    words = [w for w in rest.split() if w not in _NOISE]
-    return original.strip() if words else ""
+@dataclass(frozen=True)
+class SurveyReading:
+    move: ReplyMove
+    rating: Rating | None = None
+
+
+def read_survey_reply(
+    text: str, *, awaiting: str, mentions_request: bool, comment_max_chars: int
+) -> SurveyReading:
+    """Read a reply while a survey waits for `awaiting` ("rating", "comment", or "early": a
+    rating sent before the question). When in doubt, a case: a comment can be read on a case,
+    a request hidden in a comment is lost. `mentions_request`: the text matched a category."""
+    if awaiting == "comment":
+        comment = text.strip()
+        if comment and len(comment) <= comment_max_chars and not mentions_request:
+            return SurveyReading(ReplyMove.COMMENT)
+        return SurveyReading(ReplyMove.CASE)
+    rating = rating_shape(text)
+    if rating is not None:
+        if rating.comment and (mentions_request or len(rating.comment) > comment_max_chars):
+            return SurveyReading(ReplyMove.CASE)
+        return SurveyReading(ReplyMove.RATE, rating)
+    if awaiting == "rating" and unclear_rating_shape(text):
+        return SurveyReading(ReplyMove.CLARIFY)
+    return SurveyReading(ReplyMove.CASE)
 
 
 def is_low(rating: int, threshold: int = 2) -> bool:

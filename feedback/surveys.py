@@ -28,8 +28,16 @@ from casestore.models import (
     Survey,
     SurveyStatus,
 )
-from feedback.rules import due_time, is_low, next_allowed, parse_rating
-from sms.conversation import render_reply
+from feedback.rules import (
+    Rating,
+    ReplyMove,
+    SurveyReading,
+    due_time,
+    is_low,
+    next_allowed,
+    read_survey_reply,
+)
+from sms.conversation import Plan, render_reply
 
 surveys_t = cast(Table, Survey.__table__)
 contacts_t = cast(Table, Contact.__table__)
@@ -283,16 +291,38 @@ class SurveyReply:
     case_id: int
 
 
+def comment_max_chars(config: Config) -> int:
+    """`[survey] comment_max_chars`: a longer reply after a rating is a request, not a comment."""
+    return int(_setting(config, "comment_max_chars", 100))
+
+
+def early_answer_hours(config: Config) -> int:
+    """`[survey] early_answer_hours`: a rating this soon after closure answers the survey."""
+    return int(_setting(config, "early_answer_hours", 24))
+
+
 def answer_sms(
     conn: Connection,
     config: Config,
-    survey_id: int,
+    survey_id: int | None,
     contact_id: int,
     text: str,
     inbound_id: int,
     now: datetime,
+    *,
+    plan: Plan,
+    talking: bool = False,
 ) -> SurveyReply | None:
-    """Apply an SMS reply to the contact's pending survey; None if it is no longer pending."""
+    """Apply an SMS reply to the contact's pending survey (`survey_id`), or, with none pending,
+    a bare rating to the survey of the case closed just before. None when the text is not an
+    answer: the caller handles it as any SMS (a survey awaiting its rating keeps waiting; one
+    awaiting the comment is done). `talking`: the citizen is writing on an open case, so no
+    early answer is taken and nothing is a comment."""
+    mentions_request = plan.urgent or plan.category != config.triage_category
+    if survey_id is None:
+        if talking:
+            return None
+        return _answer_early(conn, config, contact_id, text, inbound_id, now, mentions_request)
     row = conn.execute(
         select(surveys_t, cases_t.c.tracking_number)
         .join(cases_t, cases_t.c.id == surveys_t.c.case_id)
@@ -303,49 +333,166 @@ def answer_sms(
             update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
         )
         return None
+    awaiting = "rating" if row.status == SurveyStatus.ASKED.value else "comment"
+    reading = read_survey_reply(
+        text,
+        awaiting=awaiting,
+        mentions_request=mentions_request,
+        comment_max_chars=comment_max_chars(config),
+    )
+    if awaiting == "comment" and talking:
+        reading = SurveyReading(ReplyMove.CASE)
+    if reading.move is ReplyMove.CASE:
+        if awaiting == "comment":
+            # The citizen moved on to a request: the survey stops waiting for a comment, so a
+            # short follow-up on that request is never mistaken for one.
+            _finish(conn, survey_id, contact_id, {"status": SurveyStatus.DONE.value}, now)
+        return None
     conn.execute(
         update(interactions_t).where(interactions_t.c.id == inbound_id).values(case_id=row.case_id)
     )
     values: dict[str, Any] = {"updated_at": now}
     finished = False
-    if row.status == SurveyStatus.ASKED.value:
-        rating = parse_rating(text)
-        if rating.value is None:
-            if not row.clarified:
-                values["clarified"] = True
-                template = "survey_clarify"
-            else:  # a second unclear answer: thank and stop asking
-                values.update(status=SurveyStatus.DONE.value, reason="unclear", answered_at=now)
-                template, finished = "survey_thanks", True
-        else:
-            low = _rated(conn, config, row.case_id, rating.value, text, now)
-            values.update(
-                rating=rating.value,
-                answered_at=now,
-                low_score=low,
-                comment=rating.comment or None,
-                channel="sms",  # how it was answered, if a call was also on its way
-            )
-            # Asked by SMS, then by voice (fallback): the call that has not rung yet is dropped.
-            _cancel_calls(conn, surveys_t.c.id == survey_id, now)
-            if rating.comment:
-                values["status"] = SurveyStatus.DONE.value
-                template, finished = ("survey_low" if low else "survey_thanks"), True
-            else:
-                values["status"] = SurveyStatus.RATED.value
-                template = "survey_low" if low else "survey_comment"
-                if low:
-                    values["status"] = SurveyStatus.RATED.value
+    if reading.move is ReplyMove.CLARIFY:
+        if not row.clarified:
+            values["clarified"] = True
+            template = "survey_clarify"
+        else:  # a second unclear answer: thank and stop asking
+            values.update(status=SurveyStatus.DONE.value, reason="unclear", answered_at=now)
+            template, finished = "survey_thanks", True
+    elif reading.move is ReplyMove.RATE:
+        assert reading.rating is not None and reading.rating.value is not None
+        template, finished = _take_rating(
+            conn, config, row.case_id, survey_id, reading.rating, text, now, values
+        )
     else:  # RATED: this is the optional comment
         values.update(status=SurveyStatus.DONE.value, comment=text.strip()[:1000])
         _event(conn, row.case_id, "survey_comment", now, text, None)
         template, finished = "survey_thanks", True
-    conn.execute(update(surveys_t).where(surveys_t.c.id == survey_id).values(values))
     if finished:
-        conn.execute(
-            update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
-        )
+        _finish(conn, survey_id, contact_id, values, now)
+    else:
+        conn.execute(update(surveys_t).where(surveys_t.c.id == survey_id).values(values))
     return SurveyReply(template, row.tracking_number, row.case_id)
+
+
+def _finish(
+    conn: Connection, survey_id: int, contact_id: int, values: dict[str, Any], now: datetime
+) -> None:
+    """Write the survey's last `values`; this phone's replies no longer go to it."""
+    conn.execute(
+        update(surveys_t).where(surveys_t.c.id == survey_id).values({"updated_at": now, **values})
+    )
+    conn.execute(
+        update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
+    )
+
+
+def _take_rating(
+    conn: Connection,
+    config: Config,
+    case_id: int,
+    survey_id: int,
+    rating: Rating,
+    text: str,
+    now: datetime,
+    values: dict[str, Any],
+) -> tuple[str, bool]:
+    """Put a rating into the survey's `values`; the template to answer and whether it is done."""
+    assert rating.value is not None
+    low = _rated(conn, config, case_id, rating.value, text, now)
+    values.update(
+        rating=rating.value,
+        answered_at=now,
+        low_score=low,
+        comment=rating.comment or None,
+        channel="sms",  # how it was answered, if a call was also on its way
+    )
+    # Asked by SMS, then by voice (fallback): the call that has not rung yet is dropped.
+    _cancel_calls(conn, surveys_t.c.id == survey_id, now)
+    if rating.comment:
+        values["status"] = SurveyStatus.DONE.value
+        return ("survey_low" if low else "survey_thanks"), True
+    values["status"] = SurveyStatus.RATED.value
+    return ("survey_low" if low else "survey_comment"), False
+
+
+def _answer_early(
+    conn: Connection,
+    config: Config,
+    contact_id: int,
+    text: str,
+    inbound_id: int,
+    now: datetime,
+    mentions_request: bool,
+) -> SurveyReply | None:
+    """A rating sent after the closure notice but before the survey went out answers that
+    survey (and the question is never sent); None when the text is no rating or no case of
+    this phone closed within `early_answer_hours`."""
+    reading = read_survey_reply(
+        text,
+        awaiting="early",
+        mentions_request=mentions_request,
+        comment_max_chars=comment_max_chars(config),
+    )
+    if reading.move is not ReplyMove.RATE or reading.rating is None:
+        return None
+    since = now - timedelta(hours=early_answer_hours(config))
+    row = conn.execute(
+        select(
+            cases_t.c.id,
+            cases_t.c.tracking_number,
+            cases_t.c.language,
+            surveys_t.c.id.label("survey_id"),
+            surveys_t.c.status.label("survey_status"),
+        )
+        .select_from(cases_t)
+        .outerjoin(surveys_t, surveys_t.c.case_id == cases_t.c.id)
+        .where(
+            cases_t.c.contact_id == contact_id,
+            cases_t.c.status == "closed",
+            cases_t.c.closed_at >= since,
+        )
+        .order_by(cases_t.c.closed_at.desc(), cases_t.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.survey_status not in (None, SurveyStatus.SCHEDULED.value):
+        return None
+    expires = now + timedelta(hours=int(config.survey["expiry_hours"]))
+    survey_id = row.survey_id
+    if survey_id is None:  # closed without a survey scheduled (no configuration at the time)
+        survey_id = conn.execute(
+            surveys_t.insert()
+            .values(
+                case_id=row.id,
+                contact_id=contact_id,
+                channel="sms",
+                language=config.language_or_default(row.language),
+                status=SurveyStatus.ASKED.value,
+                due_at=now,
+                clarified=False,
+                low_score=False,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(surveys_t.c.id)
+        ).scalar_one()
+    conn.execute(
+        update(interactions_t).where(interactions_t.c.id == inbound_id).values(case_id=row.id)
+    )
+    # Answered before it was asked: it counts as asked now, and the question is never sent.
+    values: dict[str, Any] = {"updated_at": now, "asked_at": now, "expires_at": expires}
+    template, finished = _take_rating(
+        conn, config, row.id, survey_id, reading.rating, text, now, values
+    )
+    conn.execute(update(surveys_t).where(surveys_t.c.id == survey_id).values(values))
+    if not finished:  # the comment question went out: the next reply may be the comment
+        conn.execute(
+            update(contacts_t)
+            .where(contacts_t.c.id == contact_id)
+            .values(pending_survey_id=survey_id)
+        )
+    return SurveyReply(template, row.tracking_number, row.id)
 
 
 def _rated(

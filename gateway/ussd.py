@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from casestore.menu_actions import ussd_limit_hit
 from gateway import africastalking
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import (
@@ -269,6 +270,15 @@ async def respond(rt: Runtime, provider: str, request: UssdRequest) -> str:
             log.info("USSD %s session %s: text does not fit the menu", provider, call.session_id)
         else:
             state, value = rebuilt
+    if not request.text and rt.config.limits.ussd_sessions_per_hour:
+        over = await _over_session_limit(rt, store, request.phone)
+        if over is not None:
+            await batch_for(store.client).run(
+                lambda pipe: SessionStore(pipe, store.ttl, store.resume_seconds).cache(
+                    answer_key, over
+                )
+            )
+            return over
     if not request.text or value is None or state is None:
         # A dial (or a text that cannot be followed): `advance` starts the session, offering
         # to resume a new request this phone left unfinished.
@@ -280,6 +290,35 @@ async def respond(rt: Runtime, provider: str, request: UssdRequest) -> str:
     body = render_ussd(screen)
     await _write(store, key, answer_key, request.text, body, screen, phone=request.phone)
     return body
+
+
+SESSION_WINDOW_SECONDS = 3600
+
+
+async def _over_session_limit(rt: Runtime, store: SessionStore, phone: str) -> str | None:
+    """Count a new session (dial) of this phone in its one-hour window; over
+    `[limits] ussd_sessions_per_hour` the END screen that says so, in the citizen's language
+    and with the emergency lines (nothing urgent is refused: SMS and calls stay open)."""
+    limit = rt.config.limits.ussd_sessions_per_hour
+    key = PREFIX + "n:" + phone
+
+    def count(pipe: Pipeline) -> None:
+        pipe.set(key, 0, ex=SESSION_WINDOW_SECONDS, nx=True)  # the window opens with the first
+        pipe.incr(key)
+
+    (_, dials) = await batch_for(store.client).run(count)
+    if int(dials) <= limit:
+        return None
+    now = datetime.now(UTC)
+    language = await run_in_threadpool(_note_limit_hit, rt, phone, now, int(dials) == limit + 1)
+    lang = rt.config.language_or_default(language)
+    emergency = rt.config.emergency_lines.get(lang, "")
+    return "END " + to_gsm7(rt.menu.prompt("limit_ussd", lang, emergency=emergency))
+
+
+def _note_limit_hit(rt: Runtime, phone: str, now: datetime, record: bool) -> str | None:
+    with rt.sessions() as session, session.begin():
+        return ussd_limit_hit(session, rt.config, phone, now, record=record)
 
 
 async def _step(rt: Runtime, call: Call, state: State) -> Screen:

@@ -49,6 +49,9 @@ class ContactState:
     conversation_at: datetime | None
     replies_this_hour: int
     lookups_this_hour: int
+    # Abuse limits: inbound SMS in this minute (this one included), cases opened today.
+    inbound_this_minute: int = 0
+    cases_today: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,11 @@ class Decision:
     reply_template: str | None
     category: str | None = None
     urgent: bool = False
+    limit: str | None = None  # the abuse limit ([limits] key) this message went over
 
 
+SMS_PER_MINUTE = "sms_per_minute"
+NEW_CASES_PER_DAY = "new_cases_per_day"
 OPEN_STATUSES = frozenset({"new", "assigned", "in_progress", "waiting_citizen"})
 
 
@@ -128,6 +134,9 @@ def in_window(started: datetime | None, now: datetime, minutes: int) -> bool:
 
 def decide(plan: Plan, state: ContactState, now: datetime, config: Config) -> Decision:
     """Combine the plan with the citizen's state (open conversation, caps) into one action."""
+    limits = config.limits
+    if not plan.urgent and 0 < limits.sms_per_minute < state.inbound_this_minute:
+        return _over_sms_limit(plan, state, config)
     if plan.command is not None:
         language = config.language_or_default(plan.language)
         if plan.command == "status":
@@ -151,8 +160,28 @@ def decide(plan: Plan, state: ContactState, now: datetime, config: Config) -> De
         and not plan.urgent
     ):
         return Decision(Action.JOIN_CASE, language, "joined")
+    if (
+        not plan.urgent
+        and 0 < limits.new_cases_per_day <= state.cases_today
+        and open_case is not None
+        and open_case.status in OPEN_STATUSES
+    ):
+        # Too many new cases today: the request joins the open case the phone last wrote on.
+        template = "limit_cases" if "limit_cases" in config.templates.get(language, {}) else None
+        return Decision(Action.JOIN_CASE, language, template or "joined", limit=NEW_CASES_PER_DAY)
     template = "urgent" if plan.urgent else "receipt"
     return Decision(Action.NEW_CASE, language, template, plan.category, plan.urgent)
+
+
+def _over_sms_limit(plan: Plan, state: ContactState, config: Config) -> Decision:
+    """Over the SMS-per-minute limit: kept on the case the phone writes on (or unlinked),
+    never answered, never a new case; BAJA/ALTA still take effect, silently."""
+    language = config.language_or_default(plan.language or state.language)
+    if plan.command in (Action.STOP.value, Action.START.value):
+        return Decision(Action(plan.command), language, None, limit=SMS_PER_MINUTE)
+    if plan.command is None and state.conversation_case is not None:
+        return Decision(Action.JOIN_CASE, language, None, limit=SMS_PER_MINUTE)
+    return Decision(Action.RECORD_ONLY, language, None, limit=SMS_PER_MINUTE)
 
 
 def may_reply(decision: Decision, state: ContactState, config: Config) -> bool:

@@ -11,7 +11,8 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
-from casestore.config import Config, load_config
+from casestore.config import Config, Limits, load_config
 from casestore.db import make_engine
 from casestore.migrations import upgrade
 from casestore.models import Base
 from gateway.app import create_app
 from gateway.settings import Settings, load_settings
 from tests.fakeprovider import FakeProvider
+from tests.helpers import admin_token
 from tests.settings import POSTGRES_ADMIN_URL, REDIS_URL
 
 TWILIO_TOKEN = "test-twilio-auth-token"
@@ -196,3 +198,29 @@ def client(settings: Settings, config: Config) -> Iterator[TestClient]:
     app = create_app(settings, config)
     with TestClient(app, base_url=PUBLIC_URL) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def token(db_url: str, config: Config) -> str:
+    """An API bearer token of an admin who sees every department."""
+    return admin_token(db_url, config.departments)
+
+
+Client = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client_with(settings: Settings, config: Config) -> Iterator[Client]:
+    """Make TestClients on the real app with the given [limits] and other Config fields."""
+    clients: list[TestClient] = []
+
+    def make(limits: Limits, **fields: object) -> TestClient:
+        app = create_app(settings, replace(config, limits=limits, **fields))  # type: ignore[arg-type]
+        test_client = TestClient(app, base_url=PUBLIC_URL)
+        test_client.__enter__()
+        clients.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in clients:
+        test_client.__exit__(None, None, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from casestore.db import make_engine
 from casestore.models import Base, Case, Contact, Interaction, OutboundMessage
+from casestore.operators import create_operator, create_token
 
 _sids = itertools.count(1)
 TWILIO_TOKEN = "test-twilio-auth-token"
@@ -75,6 +77,17 @@ def at_form(text: str, sender: str = "+5491155550001", ref: str | None = None) -
 
 def post_at(client: TestClient, form: dict[str, str], kind: str = "sms") -> Any:
     return client.post(f"/webhooks/africastalking/{kind}?token={AT_TOKEN}", data=form)
+
+
+def admin_token(db_url: str, departments: Collection[str]) -> str:
+    """Create the operator "admin" (every department) and return a new API token for it."""
+    engine = make_engine(db_url)
+    with Session(engine) as session, session.begin():
+        create_operator(session, "admin", "admin", [], departments)
+        session.flush()
+        value = create_token(session, "admin")
+    engine.dispose()
+    return value
 
 
 def counts(db_url: str) -> dict[str, int]:

@@ -4,11 +4,12 @@ conversation window, reply caps and the replies themselves. Pure: no database, n
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from casestore.config import load_config
+from casestore.config import Limits, load_config
 from casestore.tracking import ParsedTracking, find_digit_runs, format_tracking, generate
 from sms.conversation import (
     Action,
@@ -319,3 +320,42 @@ def test_status_reply_keeps_gsm7_letters() -> None:
 
 def test_reply_in_an_unknown_language_uses_the_default() -> None:
     assert render_reply(CONFIG, "help", "qu") == render_reply(CONFIG, "help", "es")
+
+
+# ---------------------------------------------------------------- abuse limits
+LIMITED = replace(CONFIG, limits=Limits(sms_per_minute=3, new_cases_per_day=2))
+
+
+def limited(text: str, contact: ContactState) -> Decision:
+    return decide(classify_sms(text, LIMITED), contact, NOW, LIMITED)
+
+
+def test_over_the_sms_limit_nothing_is_answered_and_no_case_opens() -> None:
+    talking = replace(state(case_status="new", minutes_ago=1), inbound_this_minute=4)
+    assert limited("otra cosa", talking) == Decision(
+        Action.JOIN_CASE, "es", None, limit="sms_per_minute"
+    )
+    silent = replace(state(), inbound_this_minute=4)
+    assert limited("otra cosa", silent).action is Action.RECORD_ONLY
+    assert limited(f"ESTADO {TRACKING}", silent).action is Action.RECORD_ONLY
+    assert limited("BAJA", silent) == Decision(Action.STOP, "es", None, limit="sms_per_minute")
+    assert limited("otra cosa", replace(state(), inbound_this_minute=3)).reply_template
+
+
+def test_urgent_is_never_refused_by_a_limit() -> None:
+    flood = replace(state(case_status="new", minutes_ago=300), inbound_this_minute=99)
+    busy = replace(flood, inbound_this_minute=1, cases_today=99)
+    for contact in (flood, busy):
+        decision = limited("me quiere matar", contact)
+        assert (decision.action, decision.urgent, decision.limit) == (Action.NEW_CASE, True, None)
+
+
+def test_over_the_daily_case_limit_a_request_joins_the_open_case() -> None:
+    open_case = replace(state(case_status="in_progress", minutes_ago=300), cases_today=2)
+    assert limited("Necesito chapas", open_case) == Decision(
+        Action.JOIN_CASE, "es", "limit_cases", limit="new_cases_per_day"
+    )
+    closed = replace(state(case_status="closed", minutes_ago=300), cases_today=2)
+    assert limited("Necesito chapas", closed).action is Action.NEW_CASE
+    below = replace(open_case, cases_today=1)
+    assert limited("Necesito chapas", below).action is Action.NEW_CASE

@@ -6,8 +6,18 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from feedback.rules import QuietHoursError, due_time, next_allowed, parse_rating
+from feedback.rules import (
+    QuietHoursError,
+    ReplyMove,
+    due_time,
+    next_allowed,
+    parse_rating,
+    rating_shape,
+    read_survey_reply,
+)
 
 BA = ZoneInfo("America/Argentina/Buenos_Aires")  # UTC-3, no DST
 MADRID = ZoneInfo("Europe/Madrid")  # DST changes
@@ -91,3 +101,91 @@ def test_due_time_adds_the_delay_then_leaves_quiet_hours() -> None:
 )
 def test_answer_shapes(text: str, rating: int | None) -> None:
     assert parse_rating(text).value == rating
+
+
+@pytest.mark.parametrize(
+    ("text", "rating"),
+    [
+        ("5!", 5),
+        ("un 4", 4),
+        ("le doy un 5", 5),
+        ("4 de 5", 4),
+        ("cuatro de 5 estrellas", 4),
+        ("Muy bien, un 5", 5),
+        ("tengo 3 hijos y no tengo comida", None),  # a number inside a sentence
+        ("hace mas de 5 dias que espero", None),
+        ("4821 3307 52", None),  # a tracking number
+        ("ayuda mi pareja me pego, violencia de genero, tengo miedo", None),
+    ],
+)
+def test_rating_shapes(text: str, rating: int | None) -> None:
+    shape = rating_shape(text)
+    assert (shape.value if shape else None) == rating
+
+
+def read(text: str, awaiting: str, mentions_request: bool = False) -> ReplyMove:
+    return read_survey_reply(
+        text, awaiting=awaiting, mentions_request=mentions_request, comment_max_chars=100
+    ).move
+
+
+def test_only_a_rating_shape_answers_the_rating_question() -> None:
+    assert read("5", "rating") is ReplyMove.RATE
+    assert read("5 excelente", "rating") is ReplyMove.RATE
+    assert read("3 o 4", "rating") is ReplyMove.CLARIFY
+    assert read("mas o menos", "rating") is ReplyMove.CASE
+    assert read("5 pero necesito chapas", "rating", mentions_request=True) is ReplyMove.CASE
+    assert read("5 " + "y ademas " * 20, "rating") is ReplyMove.CASE  # too long for a comment
+
+
+def test_a_comment_is_short_and_names_no_request() -> None:
+    assert read("Que atiendan mas rapido", "comment") is ReplyMove.COMMENT
+    assert read("necesito chapas", "comment", mentions_request=True) is ReplyMove.CASE
+    assert read("x" * 101, "comment") is ReplyMove.CASE
+    assert read("   ", "comment") is ReplyMove.CASE
+
+
+def test_early_answers_are_clear_ratings_only() -> None:
+    assert read("5", "early") is ReplyMove.RATE
+    assert read("6", "early") is ReplyMove.CASE
+    assert read("hola", "early") is ReplyMove.CASE
+
+
+_DECOR = st.sampled_from(["", " ", "  ", ".", "!", "!!", ",", " :)"])
+_WORD = {1: "uno", 2: "dos", 3: "tres", 4: "cuatro", 5: "cinco"}
+
+
+@given(
+    value=st.integers(1, 5),
+    form=st.sampled_from(["{n}", "{w}", "{n}/5", "un {n}", "{n} estrellas", "{W}", "le doy {n}"]),
+    before=_DECOR,
+    after=_DECOR,
+)
+def test_rating_shapes_are_read_whatever_the_decoration(
+    value: int, form: str, before: str, after: str
+) -> None:
+    text = before + form.format(n=value, w=_WORD[value], W=_WORD[value].upper()) + after
+    shape = rating_shape(text)
+    assert shape is not None and shape.value == value
+
+
+@given(st.text(max_size=300))
+def test_rating_shape_never_fails_and_reads_only_1_to_5(text: str) -> None:
+    shape = rating_shape(text)
+    assert shape is None or shape.value in range(1, 6)
+    if shape is not None:
+        assert shape.comment in ("", text.strip())
+
+
+_SENTENCE = st.lists(
+    st.sampled_from(["tengo", "hijos", "necesito", "ayuda", "casa", "hace", "dias", "que", "no"]),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(before=_SENTENCE, number=st.integers(0, 99), after=_SENTENCE)
+def test_a_number_inside_a_sentence_is_never_a_rating(
+    before: list[str], number: int, after: list[str]
+) -> None:
+    assert rating_shape(f"{' '.join(before)} {number} {' '.join(after)}") is None

@@ -13,9 +13,8 @@ from starlette.testclient import TestClient
 from casestore.config import Config
 from casestore.db import make_engine
 from casestore.models import Case, CaseEvent, OutboundMessage, Survey
-from casestore.operators import create_operator, create_token
 from feedback.surveys import send_due_surveys
-from tests.helpers import Db, post_twilio, twilio_form
+from tests.helpers import Db, at_form, post_at, post_twilio, twilio_form
 
 PHONE = "+5491155550101"
 
@@ -23,17 +22,6 @@ PHONE = "+5491155550101"
 def reply_of(xml: str) -> str:
     match = re.search(r"<Message>(.*)</Message>", xml, re.S)
     return match.group(1) if match else ""
-
-
-@pytest.fixture
-def token(db_url: str, config: Config) -> str:
-    engine = make_engine(db_url)
-    with Session(engine) as session, session.begin():
-        create_operator(session, "admin", "admin", [], config.departments.keys())
-        session.flush()
-        value = create_token(session, "admin")
-    engine.dispose()
-    return value
 
 
 def open_case(client: TestClient, text: str = "Tarjeta alimentar", phone: str = PHONE) -> str:
@@ -135,7 +123,7 @@ def test_unclear_answer_gets_one_clarification_then_comment(
     number = open_case(client)
     close(client, token, number)
     send_due(db_url, config, noon_local(config))
-    clarify = reply_of(post_twilio(client, twilio_form("mas o menos", sender=PHONE)).text)
+    clarify = reply_of(post_twilio(client, twilio_form("3 o 4", sender=PHONE)).text)
     assert "no entendimos" in clarify
     ask_comment = reply_of(post_twilio(client, twilio_form("4", sender=PHONE)).text)
     assert "que podemos mejorar" in ask_comment
@@ -288,3 +276,163 @@ def test_status_change_notifies_citizen_once_and_marks_first_response(
     client.post(f"/api/v1/cases/{number}/status", json={"status": "resolved"}, headers=headers)
     with Db(db_url) as db:
         assert len([m for m in db.outbox() if m.kind == "notification"]) == 1  # opted out
+
+
+# ---------------------------------------------------------------- urgent always wins
+URGENT = "ayuda mi pareja me pego, violencia de genero, tengo miedo"
+
+
+def survey_row(db_url: str) -> Survey:
+    with Db(db_url) as db, Session(db.engine) as session:
+        return session.scalars(select(Survey)).one()
+
+
+def case_by_number(db_url: str, number: str) -> Case:
+    with Db(db_url) as db, Session(db.engine) as session:
+        return session.scalars(select(Case).where(Case.tracking_number == number)).one()
+
+
+def tracking_in(reply: str) -> str:
+    match = re.search(r"(\d{4} \d{4} \d{2})", reply)
+    assert match, reply
+    return match.group(1).replace(" ", "")
+
+
+@pytest.mark.parametrize("rated_first", [False, True], ids=["awaiting-rating", "after-rating"])
+def test_urgent_message_while_survey_waits_opens_urgent_case(
+    client: TestClient, db_url: str, token: str, config: Config, rated_first: bool
+) -> None:
+    first = open_case(client)
+    close(client, token, first)
+    send_due(db_url, config, noon_local(config))
+    if rated_first:
+        post_twilio(client, twilio_form("5", sender=PHONE))
+    reply = reply_of(post_twilio(client, twilio_form(URGENT, sender=PHONE)).text)
+    assert "URGENTE" in reply and "144" in reply and "911" in reply
+    assert "gracias por su respuesta" not in reply
+    urgent = case_by_number(db_url, tracking_in(reply))
+    assert urgent.tracking_number != first
+    assert (urgent.urgent, urgent.priority, urgent.department) == (True, "urgent", "GEN")
+    # Due within the urgent service level: escalated to the supervisors like any urgent case.
+    assert urgent.due_at is not None
+    assert urgent.due_at <= urgent.created_at + timedelta(hours=config.raw["sla"]["urgent_hours"])
+    survey = survey_row(db_url)
+    # The survey is left exactly as it was: still waiting, no comment taken from the request.
+    assert survey.status == ("rated" if rated_first else "asked")
+    assert survey.rating == (5 if rated_first else None) and survey.comment is None
+    if rated_first:
+        # A follow-up joins the urgent case: never taken as the survey's comment.
+        follow = reply_of(
+            post_twilio(client, twilio_form("estoy con mi vecina", sender=PHONE)).text
+        )
+        assert "sumamos su mensaje" in follow and tracking_in(follow) == urgent.tracking_number
+        survey = survey_row(db_url)
+        assert (survey.status, survey.rating, survey.comment) == ("done", 5, None)
+    else:  # the survey still takes its answer afterwards
+        post_twilio(client, twilio_form("4", sender=PHONE))
+        assert survey_row(db_url).rating == 4
+
+
+def test_urgent_message_over_africastalking_while_survey_waits(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    close(client, token, open_case(client))
+    send_due(db_url, config, noon_local(config))
+    post_at(client, at_form(URGENT, sender=PHONE))
+    with Db(db_url) as db:
+        (urgent,) = [c for c in db.cases() if c.urgent]
+        (answer,) = [m for m in db.outbox() if m.kind == "reply" and m.case_id == urgent.id]
+        assert "144" in answer.body and tracking_in(answer.body) == urgent.tracking_number
+    assert survey_row(db_url).status == "asked"
+
+
+@pytest.mark.parametrize(
+    ("text", "department"),
+    [
+        ("Necesito mercaderia para el comedor", "ALIM"),
+        ("mas o menos", "ATC"),
+        ("tengo 3 hijos y no tengo trabajo", "ATC"),
+    ],
+)
+def test_anything_but_a_rating_opens_a_case_and_survey_keeps_waiting(
+    client: TestClient, db_url: str, token: str, config: Config, text: str, department: str
+) -> None:
+    close(client, token, open_case(client))
+    send_due(db_url, config, noon_local(config))
+    reply = reply_of(post_twilio(client, twilio_form(text, sender=PHONE)).text)
+    assert "recibimos su pedido" in reply
+    assert case_by_number(db_url, tracking_in(reply)).department == department
+    assert survey_row(db_url).status == "asked"
+    post_twilio(client, twilio_form("un 4", sender=PHONE))
+    assert survey_row(db_url).rating == 4
+
+
+@pytest.mark.parametrize(
+    ("comment", "kept"),
+    [
+        ("Que atiendan mas rapido", True),
+        ("Gracias pero ahora necesito chapas para el techo", False),
+        ("Me atendieron bien. " * 8, False),  # longer than [survey] comment_max_chars
+    ],
+)
+def test_comment_after_rating_only_when_short_and_no_request(
+    client: TestClient, db_url: str, token: str, config: Config, comment: str, kept: bool
+) -> None:
+    close(client, token, open_case(client))
+    send_due(db_url, config, noon_local(config))
+    post_twilio(client, twilio_form("5", sender=PHONE))
+    reply = reply_of(post_twilio(client, twilio_form(comment, sender=PHONE)).text)
+    survey = survey_row(db_url)
+    with Db(db_url) as db:
+        cases = db.cases()
+    if kept:
+        assert "gracias por su respuesta" in reply
+        assert (survey.status, survey.comment, len(cases)) == ("done", comment, 1)
+    else:
+        assert tracking_in(reply) == cases[-1].tracking_number and len(cases) == 2
+        # The rating stays; the survey no longer waits for a comment, so a short follow-up
+        # on the new request joins it instead of being taken as one.
+        assert (survey.status, survey.rating, survey.comment) == ("done", 5, None)
+        follow_up = reply_of(post_twilio(client, twilio_form("Es urgente", sender=PHONE)).text)
+        assert "sumamos su mensaje" in follow_up and tracking_in(follow_up) == tracking_in(reply)
+
+
+def test_rating_right_after_closure_answers_the_survey_before_it_is_sent(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    reply = reply_of(post_twilio(client, twilio_form("5", sender=PHONE)).text)
+    assert "que podemos mejorar" in reply  # the survey's next question, not a new case
+    with Db(db_url) as db:
+        assert [c.tracking_number for c in db.cases()] == [number]
+    survey = survey_row(db_url)
+    assert (survey.status, survey.rating) == ("rated", 5)
+    assert send_due(db_url, config, noon_local(config)) == 0  # the question is never sent
+    post_twilio(client, twilio_form("Muy amables", sender=PHONE))
+    survey = survey_row(db_url)
+    assert (survey.status, survey.comment) == ("done", "Muy amables")
+
+
+def test_rating_long_after_closure_is_a_new_request(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    number = open_case(client)
+    close(client, token, number)
+    hours = int(config.survey["early_answer_hours"])
+    with Db(db_url) as db, db.engine.begin() as conn:
+        conn.execute(update(Case).values(closed_at=datetime.now(UTC) - timedelta(hours=hours + 1)))
+    reply = reply_of(post_twilio(client, twilio_form("5", sender=PHONE)).text)
+    assert "recibimos su pedido" in reply
+    assert survey_row(db_url).status == "scheduled"
+
+
+def test_survey_question_does_not_repeat_the_closure_notice(
+    client: TestClient, db_url: str, token: str, config: Config
+) -> None:
+    close(client, token, open_case(client))
+    send_due(db_url, config, noon_local(config))
+    with Db(db_url) as db:
+        sent = [m.body for m in db.outbox() if m.kind in ("notification", "survey")]
+    assert len(sent) == 2 and "fue cerrado" in sent[0]
+    assert "cerrado" not in sent[1] and "1 (muy mal) al 5" in sent[1]

@@ -22,7 +22,6 @@ from starlette.testclient import TestClient
 from casestore.config import Config, load_config
 from casestore.db import make_engine
 from casestore.models import Case, CaseEvent, Contact, OutboundCall, OutboundMessage, Survey
-from casestore.operators import create_operator, create_token
 from feedback.rules import AfterCall, KeypadMove, after_unrated_call, read_keypad
 from feedback.surveys import send_due_surveys
 from feedback.voice import follow_up
@@ -32,7 +31,7 @@ from gateway.settings import load_settings
 from gateway.worker import run_burst
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env
 from tests.fakeprovider import FakeProvider
-from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, post_twilio, sign, twilio_form
+from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, admin_token, post_twilio, sign, twilio_form
 
 CITIZEN = "+5491155550061"
 TWILIO_NUMBER = "+5491155550000"
@@ -355,16 +354,6 @@ class Stack:
             call.end()
 
 
-def _token(db_url: str, config: Config) -> str:
-    engine = make_engine(db_url)
-    with Session(engine) as session, session.begin():
-        create_operator(session, "admin", "admin", [], config.departments.keys())
-        session.flush()
-        value = create_token(session, "admin")
-    engine.dispose()
-    return value
-
-
 @pytest.fixture
 def stack_for(
     monkeypatch: pytest.MonkeyPatch, db_url: str, redis_url: str, fake_provider: FakeProvider
@@ -395,7 +384,7 @@ def stack_for(
         client.__enter__()
         connection = redis.Redis.from_url(redis_url)
         opened.append((client, connection))
-        token = _token(db_url, config)
+        token = admin_token(db_url, config.departments)
         return Stack(
             client,
             db_url,

@@ -91,6 +91,7 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
                 "category": c.category,
                 "channel": c.channel,
                 "urgent": c.urgent,
+                "limited": c.limit_hit_at is not None,
                 "overdue": bool(
                     c.due_at
                     and c.due_at < utcnow()
