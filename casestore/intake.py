@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from casestore import sla, tracking
-from casestore.config import Config
+from casestore.config import OPEN_STATUSES, Config
 from casestore.inbound import Inbound, IntakeResult
 from casestore.models import (
     Case,
@@ -40,7 +40,6 @@ from casestore.prepared import Prepared, Row
 from feedback.surveys import answer_sms, opt_out_surveys
 from sms.conversation import (
     NEW_CASES_PER_DAY,
-    OPEN_STATUSES,
     Action,
     CaseSummary,
     ContactState,

@@ -28,7 +28,7 @@ from casestore.cases import (
 )
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
 from casestore.people import link_person, links_for_case
-from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus
+from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus, is_overdue
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
 from sms.phone import PhoneError, contact_key, normalise_phone
@@ -65,6 +65,7 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
     except ValueError:
         return 400, {"error": "Fecha no válida (AAAA-MM-DD).", "cases": [], "next": None,
                      "params": params}  # fmt: skip
+    now = utcnow()
     flt = CaseFilter(
         departments=viewer.departments,
         contact_phone=phone,
@@ -75,7 +76,7 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
         channel=params.get("channel") or None,
         created_from=created_from,
         created_to=created_to,
-        overdue_at=utcnow() if params.get("overdue") else None,
+        overdue_at=now if params.get("overdue") else None,
     )
     with rt.sessions() as session, session.begin():
         try:
@@ -92,11 +93,7 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
                 "channel": c.channel,
                 "urgent": c.urgent,
                 "limited": c.limit_hit_at is not None,
-                "overdue": bool(
-                    c.due_at
-                    and c.due_at < utcnow()
-                    and c.status in ("new", "assigned", "in_progress")
-                ),
+                "overdue": is_overdue(c.due_at, c.status, now),
                 "created_at": c.created_at.astimezone(rt.config.timezone),
                 "description": c.description,
             }
@@ -149,11 +146,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             "colleagues": [(o.id, o.username) for o in colleagues],
             "assigned": assigned.username if assigned else None,
             "due": case.due_at.astimezone(rt.config.timezone) if case.due_at else None,
-            "overdue": bool(
-                case.due_at
-                and case.due_at < now
-                and case.status in ("new", "assigned", "in_progress")
-            ),
+            "overdue": is_overdue(case.due_at, case.status, now),
             "merged_into": session.get(Case, case.merged_into_id).tracking_number  # type: ignore[union-attr]
             if case.merged_into_id
             else None,
