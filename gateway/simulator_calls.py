@@ -25,7 +25,7 @@ from casestore import calls
 from casestore.calls import OPERATOR_BRIDGE, CallStatus
 from casestore.models import OutboundCall
 from gateway import livequeue, operator_leg
-from gateway.forms import BadRequest, read_form
+from gateway.forms import BadRequest, form_id, read_form
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, contact_key, normalise_phone
 
@@ -193,10 +193,11 @@ async def simulator_call(request: Request) -> Response:
             await run_in_threadpool(livequeue.caller_gone, rt.redis, sid)
             rt.redis.delete(_MINE + phone)
     elif action in ("answer", "decline", "end"):
-        raw_id = form.get("call_id", "")
-        row = (
-            await run_in_threadpool(_leg_row, rt, int(raw_id), phone) if raw_id.isdigit() else None
-        )
+        try:
+            call_id = form_id(form, "call_id")
+        except BadRequest as exc:
+            return await page(request, raw_phone, exc.reason, 400)
+        row = await run_in_threadpool(_leg_row, rt, call_id, phone)
         if row is None:
             return await page(request, raw_phone, "Esa llamada ya no está.", 404)
         if action == "answer":

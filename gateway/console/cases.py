@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from casestore.cases import (
+    NOTE_MAX,
     BadCursor,
     CaseFilter,
     MergeError,
@@ -31,6 +32,7 @@ from casestore.people import link_person, links_for_case
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus, is_overdue
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
+from gateway.forms import BadRequest, form_id
 from sms.phone import PhoneError, contact_key, normalise_phone
 
 
@@ -147,6 +149,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             "assigned": assigned.username if assigned else None,
             "due": case.due_at.astimezone(rt.config.timezone) if case.due_at else None,
             "overdue": is_overdue(case.due_at, case.status, now),
+            "note_max": NOTE_MAX,
             "merged_into": session.get(Case, case.merged_into_id).tracking_number  # type: ignore[union-attr]
             if case.merged_into_id
             else None,
@@ -204,7 +207,7 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                     return "not_found"
                 merge_cases(session, case, source, actor=viewer.username)
             elif action == "assign":
-                target_id = int(form.get("operator_id") or viewer.operator_id)
+                target_id = form_id(form, "operator_id", default=viewer.operator_id)
                 if target_id != viewer.operator_id and not viewer.is_supervisor:
                     return "Solo un supervisor asigna pedidos a otra persona."
                 operator = session.get(Operator, target_id)
@@ -248,6 +251,9 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
         except (UnknownStatus, IllegalTransition, MergeError, ValueError) as exc:
             session.rollback()
             return str(exc)
+        except BadRequest as exc:
+            session.rollback()
+            return exc.reason
         audit(session, viewer.username, f"console.case_{action}", "case", case.tracking_number)
     return None
 
