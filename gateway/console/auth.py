@@ -74,7 +74,7 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     return response
 
 
-def _load_viewer(rt: Runtime, token: str) -> Viewer | None:
+def load_viewer(rt: Runtime, token: str) -> Viewer | None:
     with rt.sessions() as session, session.begin():
         row = console_session_for(session, token)
         if row is None:
@@ -100,7 +100,7 @@ def login_required(endpoint: Endpoint) -> Endpoint:
     @wraps(endpoint)
     async def wrapper(request: Request) -> Response:
         token = request.cookies.get(COOKIE)
-        viewer = await run_in_threadpool(_load_viewer, runtime(request), token) if token else None
+        viewer = await run_in_threadpool(load_viewer, runtime(request), token) if token else None
         if viewer is None:
             return RedirectResponse(f"/console/login?next={request.url.path}", status_code=303)
         request.state.viewer = viewer
