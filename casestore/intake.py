@@ -352,6 +352,16 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     contact = upsert_contact(conn, contact_key(inbound.phone), now, inbound.channel, count_sms=True)
     inbound_id = record_inbound(conn, inbound, contact.id)
     if inbound_id is None:
+        # A provider's redelivery of a message already stored is not another message: take
+        # back the count the upsert just made (the row is this transaction's until commit, so
+        # the returned count is exact; counting after the insert would cost every new SMS a
+        # round trip to spare the rare redelivery one).
+        if contact.inbound_count > 0:
+            statements(conn).run(
+                conn,
+                "update_contact",
+                {"b_id": contact.id, "inbound_count": contact.inbound_count - 1},
+            )
         return _stored_reply(conn, inbound)
 
     conversation: OpenCase | None = None

@@ -151,3 +151,22 @@ def test_ussd_limit_notice_speaks_the_citizens_language(client_with: Client, db_
     over = Phone(client, PHONE).dial()
     assert over.startswith("END ") and "Try again in an hour" in over
     assert limit_events(db_url) == []  # no case to mark: the phone has none
+
+
+def test_a_redelivered_message_is_not_counted_again(client_with: Client, db_url: str) -> None:
+    """Twilio redelivers a webhook it did not see answered: the same MessageSid is one SMS."""
+    client = client_with(Limits(sms_per_minute=2, new_cases_per_day=0))
+    first = twilio_form("Necesito mercaderia", sender=PHONE)
+    for _ in range(4):  # the message and three redeliveries of it
+        assert "recibimos su pedido" in reply_of(post_twilio(client, first).text)
+    with Db(db_url) as db:
+        assert db.contacts()[0].inbound_count == 1
+    second = reply_of(post_twilio(client, twilio_form("y frazadas", sender=PHONE)).text)
+    assert "sumamos su mensaje" in second  # the second SMS of the minute: still answered
+    assert limit_events(db_url) == []
+    at = at_form("Hola de nuevo", sender=PHONE, ref="ATXid_redelivered")
+    for _ in range(3):
+        assert post_at(client, at).status_code == 200
+    with Db(db_url) as db:
+        assert db.contacts()[0].inbound_count == 3
+        assert len([i for i in db.interactions() if i.direction == "in"]) == 3
