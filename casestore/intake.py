@@ -388,7 +388,6 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             return answered
     replies = _window_count(contact.reply_window, contact.reply_count, now)
     lookups = _window_count(contact.lookup_window, contact.lookup_count, now)
-    cases_today = _window_count(contact.case_window, contact.case_count, now, DAY)
     state = ContactState(
         language=contact.language,
         opted_out=contact.opted_out_at is not None,
@@ -397,7 +396,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
         replies_this_hour=replies,
         lookups_this_hour=lookups,
         inbound_this_minute=contact.inbound_count,
-        cases_today=cases_today,
+        cases_today=cases_today(contact, now),
     )
     decision = decide(plan, state, now, config)
     contact_changes: dict[str, Any] = {}
@@ -423,10 +422,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             due=sla.due_at(config.raw, config.timezone, now, category.code, decision.urgent),
         )
         contact_changes.update(
-            conversation_case_id=case_id,
-            conversation_at=now,
-            case_window=_window_start(contact.case_window, now, DAY),
-            case_count=cases_today + 1,
+            conversation_case_id=case_id, conversation_at=now, **count_new_case(contact, now)
         )
     elif decision.action is Action.JOIN_CASE:
         assert conversation is not None
@@ -533,6 +529,21 @@ def _survey_reply(
         case_id=answer.case_id,
         action="survey_answer",
     )
+
+
+def cases_today(contact: Row, now: datetime) -> int:
+    """New cases this phone opened in its current one-day window, on any citizen channel."""
+    return _window_count(contact.case_window, contact.case_count, now, DAY)
+
+
+def count_new_case(contact: Row, now: datetime) -> dict[str, Any]:
+    """The contact-row changes that count one more new case in the phone's one-day window
+    (`[limits] new_cases_per_day`): SMS, WhatsApp, USSD and voice all count here. `contact`
+    is the row the caller's upsert returned (locked until its transaction ends)."""
+    return {
+        "case_window": _window_start(contact.case_window, now, DAY),
+        "case_count": cases_today(contact, now) + 1,
+    }
 
 
 def record_limit_hit(
