@@ -455,13 +455,17 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     elif decision.action is Action.START:
         contact_changes.update(opted_out_at=None, provider_opted_out_at=None)
 
+    first_over_minute = contact.inbound_count == limits.sms_per_minute + 1
     if case_id is not None:
         statements(conn).run(conn, "link_interaction", {"b_id": inbound_id, "b_case": case_id})
         # The first message over the per-minute limit, and each one over the daily case limit,
         # is marked on the case (the console shows it); later ones in the flood only join.
-        first_over = contact.inbound_count == limits.sms_per_minute + 1
-        if decision.limit == NEW_CASES_PER_DAY or (decision.limit and first_over):
+        if decision.limit == NEW_CASES_PER_DAY or (decision.limit and first_over_minute):
             record_limit_hit(conn, config, case_id, decision.limit, now, inbound_id)
+    elif decision.limit is not None and (contact.limit_hit_at is None or first_over_minute):
+        # Over a limit with no case to join: the message stays unlinked, so the number is
+        # marked for the console's list of limited numbers (once per flood).
+        contact_changes.update(limit_hit_at=now, limit_hit=decision.limit)
     if plan.command is not None:
         contact_changes["language"] = decision.language
 

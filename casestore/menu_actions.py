@@ -37,7 +37,7 @@ from casestore.models import (
 from casestore.prepared import Row
 from casestore.status import OPEN
 from casestore.tracking import format_tracking
-from sms.conversation import NEW_CASES_PER_DAY, render_reply
+from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
 from sms.phone import can_receive_sms, contact_key
 
 CALLBACK_DUE = timedelta(hours=4)
@@ -250,19 +250,25 @@ def ussd_limit_hit(
     session: Session, config: Config, phone: str, now: datetime, *, record: bool
 ) -> str | None:
     """A phone went over `[limits] ussd_sessions_per_hour`: its known language (None if the
-    phone is new), and with `record` a `limit_hit` event on its newest case, for operators."""
+    phone is new). With `record`, a `limit_hit` event on its newest case for operators, or,
+    when it has no case, the number marked for the console's list of limited numbers."""
     contact = session.scalar(select(Contact).where(Contact.phone == contact_key(phone)))
+    if not record:
+        return None if contact is None else contact.language
     if contact is None:
-        return None
-    if record:
-        case_id = session.scalar(
-            select(Case.id)
-            .where(Case.contact_id == contact.id)
-            .order_by(Case.created_at.desc(), Case.id.desc())
-            .limit(1)
-        )
-        if case_id is not None:
-            record_limit_hit(session.connection(), config, case_id, "ussd_sessions_per_hour", now)
+        _contact(session, phone, now, "ussd")
+        contact = session.scalar(select(Contact).where(Contact.phone == contact_key(phone)))
+        assert contact is not None
+    case_id = session.scalar(
+        select(Case.id)
+        .where(Case.contact_id == contact.id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(1)
+    )
+    if case_id is not None:
+        record_limit_hit(session.connection(), config, case_id, USSD_SESSIONS_PER_HOUR, now)
+    else:
+        contact.limit_hit_at, contact.limit_hit = now, USSD_SESSIONS_PER_HOUR
     return contact.language
 
 

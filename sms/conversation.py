@@ -75,6 +75,7 @@ class Decision:
 
 SMS_PER_MINUTE = "sms_per_minute"
 NEW_CASES_PER_DAY = "new_cases_per_day"
+USSD_SESSIONS_PER_HOUR = "ussd_sessions_per_hour"
 
 
 def classify_sms(text: str, config: Config) -> Plan:

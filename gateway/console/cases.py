@@ -27,6 +27,7 @@ from casestore.cases import (
     merge_cases,
     message_citizen,
 )
+from casestore.limited import count_limited_numbers
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
 from casestore.people import link_person, links_for_case
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus, is_overdue
@@ -86,6 +87,8 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
         except (UnknownStatus, BadCursor) as exc:
             return 400, {"error": str(exc), "cases": [], "next": None, "params": params}
         audit(session, viewer.username, "console.case_list", "case", "*", {"q": bool(q)})
+        # Numbers over a limit with no case: their messages are on /console/limited.
+        limited = count_limited_numbers(session) if viewer.is_supervisor else 0
         rows = [
             {
                 "tracking": c.tracking_number,
@@ -101,7 +104,13 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
             }
             for c in page
         ]
-    return 200, {"error": None, "cases": rows, "next": next_cursor, "params": params}
+    return 200, {
+        "error": None,
+        "cases": rows,
+        "next": next_cursor,
+        "params": params,
+        "limited_numbers": limited,
+    }
 
 
 @login_required
