@@ -122,9 +122,10 @@ def client_address(request: Request) -> str:
 
 def _fail_keys(address: str, username: str) -> tuple[str, str]:
     """The Redis counters of log-in failures: per (address, user name) and per address."""
+    # Distinct prefixes: an IPv6 address has colons, so no user key may spell an address key.
     return (
-        f"ventanilla:login:fail:{address}:{username.lower()}",
-        f"ventanilla:login:fail:{address}",
+        f"ventanilla:login:fail:user:{address}|{username.lower()}",
+        f"ventanilla:login:fail:addr:{address}",
     )
 
 
