@@ -204,3 +204,8 @@ def test_new_cases_per_day_count_every_citizen_channel(client_with: Client, db_u
     assert texts_on(db_url, first.id) == ["Necesito chapas", "Necesito mercaderia"]
     assert texts_on(db_url, latest.id) == ["Sin gas", "Sigo sin gas"]
     assert [e.data["limit"] for e in limit_events(db_url)] == ["new_cases_per_day"] * 2
+    # Urgent is never joined, over the limit or not: its own case, at once.
+    urgent = Phone(client, PHONE).send("1", "1")
+    assert urgent.startswith("END Pedido URGENTE") and "144" in urgent
+    with Db(db_url) as db:
+        assert [c.urgent for c in db.cases()] == [False, False, True]

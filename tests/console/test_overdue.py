@@ -47,3 +47,27 @@ def test_waiting_citizen_past_due_is_badged_and_filtered(
     assert "VENCIDO" in row(client.get("/console").text)
     assert "VENCIDO" in row(client.get("/console?overdue=1").text)
     assert "VENCIDO" in client.get(f"/console/cases/{case.tracking_number}").text
+
+
+def test_a_console_note_over_the_cap_is_400_and_writes_nothing(
+    client: TestClient, db_url: str, add_operator: Callable[..., str]
+) -> None:
+    from casestore.cases import NOTE_MAX
+
+    post_twilio(client, twilio_form("Necesito mercaderia", sender="+5491155550322"))
+    with Db(db_url) as db:
+        (case,) = db.cases()
+    csrf = log_in(client, add_operator("ana", departments=("ALIM",)))
+    page = client.get(f"/console/cases/{case.tracking_number}").text
+    assert f'maxlength="{NOTE_MAX}"' in page
+    for data in (
+        {"action": "note", "text": "x" * (NOTE_MAX + 1)},
+        {"action": "status", "status": "in_progress", "note": "x" * (NOTE_MAX + 1)},
+    ):
+        response = client.post(
+            f"/console/cases/{case.tracking_number}", data={"csrf_token": csrf, **data}
+        )
+        assert response.status_code == 400 and f"at most {NOTE_MAX}" in response.text
+    with Db(db_url) as db:
+        (after,) = db.cases()
+        assert after.status == "new"
