@@ -141,6 +141,20 @@ def get_case(
     return session.scalars(query.options(selectinload(Case.events))).first()
 
 
+NOTE_MAX = 4000  # characters of an operator's note, from the console or the API
+
+
+class NoteTooLong(ValueError):
+    """An operator's note over NOTE_MAX characters: refused whole, never clipped."""
+
+
+def check_note(text: str) -> str:
+    """The note as given, or NoteTooLong when it is over NOTE_MAX characters."""
+    if len(text) > NOTE_MAX:
+        raise NoteTooLong(f"note: at most {NOTE_MAX} characters, got {len(text)}")
+    return text
+
+
 def change_status(
     session: Session,
     case: Case,
@@ -156,6 +170,7 @@ def change_status(
     With the deployment config, the citizen gets the status's SMS notification (when the config
     has one and they did not opt out), and closing a case schedules its satisfaction survey.
     """
+    check_note(note)
     new = parse_status(target)
     current = CaseStatus(case.status)
     check_transition(current, new)
@@ -277,11 +292,11 @@ def notify_status(
 
 def add_note(session: Session, case: Case, text: str, *, actor: str) -> CaseEvent:
     """An internal note on the timeline (never sent to the citizen)."""
-    text = text.strip()
+    text = check_note(text.strip())
     if not text:
         raise ValueError("a note needs text")
     now = utcnow()
-    event = CaseEvent(case=case, kind="note", at=now, actor=actor, text=text[:4000])
+    event = CaseEvent(case=case, kind="note", at=now, actor=actor, text=text)
     case.updated_at = now
     session.add(event)
     return event

@@ -28,6 +28,11 @@ REQUIRED_TEMPLATES = (
 )
 
 
+# The statuses in which a case is open (work remains): the one definition every list, badge,
+# filter, conversation and escalation uses. Plain strings: `sms/` reads it below casestore.
+OPEN_STATUSES = frozenset({"new", "assigned", "in_progress", "waiting_citizen"})
+
+
 class ConfigError(ValueError):
     """The deployment configuration is missing a key or has a wrong value."""
 
@@ -66,6 +71,16 @@ class Limits:
         return _LIMIT_TEXTS[name].format(n=getattr(self, name))
 
 
+@dataclass(frozen=True)
+class LoginLimits:
+    """`[login]`: console log-in failures allowed per (client address, user name) and per
+    client address within `lock_minutes`; over either, that address waits (others do not)."""
+
+    failures_per_user_address: int = 5
+    failures_per_address: int = 20
+    lock_minutes: int = 15
+
+
 _LIMIT_TEXTS = {
     "sms_per_minute": "over {n} SMS per minute from this number: kept, no automatic reply",
     "new_cases_per_day": "over {n} new cases per day from this number: joined to this case",
@@ -96,6 +111,7 @@ class Config:
     emergency_lines: Mapping[str, str]
     survey: Mapping[str, Any] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    login: LoginLimits = field(default_factory=LoginLimits)
 
     def template(self, name: str, language: str) -> str:
         lang = language if language in self.templates else self.default_language
@@ -212,6 +228,13 @@ def parse_config(data: dict[str, Any]) -> Config:
             if key in data.get("limits", {})
         }
     )
+    login = LoginLimits(
+        **{
+            key: _int(data, f"login.{key}", 1, 100_000)
+            for key in LoginLimits.__dataclass_fields__
+            if key in data.get("login", {})
+        }
+    )
     return Config(
         raw=data,
         timezone=tz,
@@ -232,6 +255,7 @@ def parse_config(data: dict[str, Any]) -> Config:
         emergency_lines=dict(data.get("emergency", {}).get("lines", {})),
         survey=dict(data["survey"]),
         limits=limits,
+        login=login,
     )
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from casestore import sla, tracking
-from casestore.config import Config
+from casestore.config import OPEN_STATUSES, Config
 from casestore.inbound import Inbound, IntakeResult
 from casestore.models import (
     Case,
@@ -40,7 +40,6 @@ from casestore.prepared import Prepared, Row
 from feedback.surveys import answer_sms, opt_out_surveys
 from sms.conversation import (
     NEW_CASES_PER_DAY,
-    OPEN_STATUSES,
     Action,
     CaseSummary,
     ContactState,
@@ -353,6 +352,16 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     contact = upsert_contact(conn, contact_key(inbound.phone), now, inbound.channel, count_sms=True)
     inbound_id = record_inbound(conn, inbound, contact.id)
     if inbound_id is None:
+        # A provider's redelivery of a message already stored is not another message: take
+        # back the count the upsert just made (the row is this transaction's until commit, so
+        # the returned count is exact; counting after the insert would cost every new SMS a
+        # round trip to spare the rare redelivery one).
+        if contact.inbound_count > 0:
+            statements(conn).run(
+                conn,
+                "update_contact",
+                {"b_id": contact.id, "inbound_count": contact.inbound_count - 1},
+            )
         return _stored_reply(conn, inbound)
 
     conversation: OpenCase | None = None
@@ -379,7 +388,6 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             return answered
     replies = _window_count(contact.reply_window, contact.reply_count, now)
     lookups = _window_count(contact.lookup_window, contact.lookup_count, now)
-    cases_today = _window_count(contact.case_window, contact.case_count, now, DAY)
     state = ContactState(
         language=contact.language,
         opted_out=contact.opted_out_at is not None,
@@ -388,7 +396,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
         replies_this_hour=replies,
         lookups_this_hour=lookups,
         inbound_this_minute=contact.inbound_count,
-        cases_today=cases_today,
+        cases_today=cases_today(contact, now),
     )
     decision = decide(plan, state, now, config)
     contact_changes: dict[str, Any] = {}
@@ -414,10 +422,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             due=sla.due_at(config.raw, config.timezone, now, category.code, decision.urgent),
         )
         contact_changes.update(
-            conversation_case_id=case_id,
-            conversation_at=now,
-            case_window=_window_start(contact.case_window, now, DAY),
-            case_count=cases_today + 1,
+            conversation_case_id=case_id, conversation_at=now, **count_new_case(contact, now)
         )
     elif decision.action is Action.JOIN_CASE:
         assert conversation is not None
@@ -450,13 +455,17 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     elif decision.action is Action.START:
         contact_changes.update(opted_out_at=None, provider_opted_out_at=None)
 
+    first_over_minute = contact.inbound_count == limits.sms_per_minute + 1
     if case_id is not None:
         statements(conn).run(conn, "link_interaction", {"b_id": inbound_id, "b_case": case_id})
         # The first message over the per-minute limit, and each one over the daily case limit,
         # is marked on the case (the console shows it); later ones in the flood only join.
-        first_over = contact.inbound_count == limits.sms_per_minute + 1
-        if decision.limit == NEW_CASES_PER_DAY or (decision.limit and first_over):
+        if decision.limit == NEW_CASES_PER_DAY or (decision.limit and first_over_minute):
             record_limit_hit(conn, config, case_id, decision.limit, now, inbound_id)
+    elif decision.limit is not None and (contact.limit_hit_at is None or first_over_minute):
+        # Over a limit with no case to join: the message stays unlinked, so the number is
+        # marked for the console's list of limited numbers (once per flood).
+        contact_changes.update(limit_hit_at=now, limit_hit=decision.limit)
     if plan.command is not None:
         contact_changes["language"] = decision.language
 
@@ -524,6 +533,21 @@ def _survey_reply(
         case_id=answer.case_id,
         action="survey_answer",
     )
+
+
+def cases_today(contact: Row, now: datetime) -> int:
+    """New cases this phone opened in its current one-day window, on any citizen channel."""
+    return _window_count(contact.case_window, contact.case_count, now, DAY)
+
+
+def count_new_case(contact: Row, now: datetime) -> dict[str, Any]:
+    """The contact-row changes that count one more new case in the phone's one-day window
+    (`[limits] new_cases_per_day`): SMS, WhatsApp, USSD and voice all count here. `contact`
+    is the row the caller's upsert returned (locked until its transaction ends)."""
+    return {
+        "case_window": _window_start(contact.case_window, now, DAY),
+        "case_count": cases_today(contact, now) + 1,
+    }
 
 
 def record_limit_hit(

@@ -19,7 +19,7 @@ from casestore import sla
 from casestore.calls import OPERATOR_BRIDGE
 from casestore.cases import assign_case, audit, message_citizen
 from casestore.config import Config
-from casestore.intake import open_case, upsert_contact
+from casestore.intake import count_new_case, open_case, statements, upsert_contact
 from casestore.menu_actions import request_callback
 from casestore.models import (
     Case,
@@ -208,7 +208,8 @@ def open_case_on_call(
     caller's phone, assigned to the operator; its number goes to the citizen by SMS too."""
     chosen = config.categories[category]
     conn = session.connection()
-    contact_id = int(upsert_contact(conn, contact_key(phone), now, "voice").id) if phone else None
+    contact = upsert_contact(conn, contact_key(phone), now, "voice") if phone else None
+    contact_id = None if contact is None else int(contact.id)
     case_id, _ = open_case(
         conn,
         contact_id=contact_id,
@@ -223,6 +224,12 @@ def open_case_on_call(
         actor=operator.username,
         due=sla.due_at(config.raw, config.timezone, now, chosen.code, chosen.urgent),
     )
+    if contact is not None:
+        # Counted toward the phone's new cases of the day like any citizen channel; an
+        # operator's case is never refused for it.
+        statements(conn).run(
+            conn, "update_contact", {"b_id": contact.id, **count_new_case(contact, now)}
+        )
     case = session.get(Case, case_id)
     assert case is not None
     case.citizen_name = name

@@ -16,7 +16,16 @@ from sqlalchemy.orm import Session
 from casestore import sla
 from casestore.config import Config
 from casestore.inbound import Inbound
-from casestore.intake import open_case, record_inbound, record_limit_hit, upsert_contact
+from casestore.intake import (
+    add_event,
+    cases_today,
+    count_new_case,
+    open_case,
+    record_inbound,
+    record_limit_hit,
+    statements,
+    upsert_contact,
+)
 from casestore.models import (
     CallbackRequest,
     Case,
@@ -25,9 +34,10 @@ from casestore.models import (
     MessageStatus,
     OutboundMessage,
 )
+from casestore.prepared import Row
 from casestore.status import OPEN
 from casestore.tracking import format_tracking
-from sms.conversation import render_reply
+from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
 from sms.phone import can_receive_sms, contact_key
 
 CALLBACK_DUE = timedelta(hours=4)
@@ -42,10 +52,27 @@ class Opened:
     duplicate: bool = False
 
 
-def _contact_id(session: Session, phone: str | None, now: datetime, channel: str) -> int | None:
+def _contact(session: Session, phone: str | None, now: datetime, channel: str) -> Row | None:
     if phone is None:
         return None
-    return int(upsert_contact(session.connection(), contact_key(phone), now, channel).id)
+    return upsert_contact(session.connection(), contact_key(phone), now, channel)
+
+
+def _case_to_join(
+    session: Session, config: Config, contact: Row | None, now: datetime
+) -> tuple[int, str] | None:
+    """Over `[limits] new_cases_per_day`, the newest open case of this phone (a request joins
+    it, as over SMS); None when a case may be opened."""
+    limit = config.limits.new_cases_per_day
+    if contact is None or not 0 < limit <= cases_today(contact, now):
+        return None
+    row = session.execute(
+        select(Case.id, Case.tracking_number)
+        .where(Case.contact_id == contact.id, Case.status.in_([s.value for s in OPEN]))
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (int(row.id), str(row.tracking_number))
 
 
 def open_case_by_keypad(
@@ -76,7 +103,8 @@ def open_case_by_keypad(
     ).first()
     if existing is not None:
         return Opened(existing.tracking_number, existing.id, sms_copy=False, duplicate=True)
-    contact_id = _contact_id(session, phone, now, channel)
+    contact = _contact(session, phone, now, channel)
+    contact_id = None if contact is None else int(contact.id)
     chosen = config.categories[category]
     text = description or ("(grabacion)" if recording_url else "")
     inbound = Inbound(
@@ -107,24 +135,50 @@ def open_case_by_keypad(
             sms_provider=sms_provider,
             now=now,
         )
-    case_id, number = open_case(
-        conn,
-        contact_id=contact_id,
-        channel=channel,
-        category=chosen.code,
-        department=chosen.department,
-        urgent=urgent or chosen.urgent,
-        description=text,
-        language=language,
-        now=now,
-        length=config.tracking_length,
-        interaction_id=interaction_id,
-        due=sla.due_at(config.raw, config.timezone, now, chosen.code, urgent or chosen.urgent),
-    )
+    is_urgent = urgent or chosen.urgent
+    joined = None if is_urgent else _case_to_join(session, config, contact, now)
+    if joined is not None:
+        # Too many new cases today from this phone: the request joins its newest open case,
+        # and the citizen is told so by SMS (urgent requests are never joined).
+        case_id, number = joined
+        add_event(
+            conn,
+            case_id=case_id,
+            kind="message_in",
+            at=now,
+            actor="citizen",
+            text=text,
+            interaction_id=interaction_id,
+            data={"channel": channel},
+        )
+        record_limit_hit(conn, config, case_id, NEW_CASES_PER_DAY, now, interaction_id)
+        session.get(Case, case_id).updated_at = now  # type: ignore[union-attr]
+        template = (
+            "limit_cases" if "limit_cases" in config.templates.get(language, {}) else "joined"
+        )
+    else:
+        case_id, number = open_case(
+            conn,
+            contact_id=contact_id,
+            channel=channel,
+            category=chosen.code,
+            department=chosen.department,
+            urgent=is_urgent,
+            description=text,
+            language=language,
+            now=now,
+            length=config.tracking_length,
+            interaction_id=interaction_id,
+            due=sla.due_at(config.raw, config.timezone, now, chosen.code, is_urgent),
+        )
+        if contact is not None:
+            statements(conn).run(
+                conn, "update_contact", {"b_id": contact.id, **count_new_case(contact, now)}
+            )
+        template = "urgent" if is_urgent else "receipt"
     session.get(Interaction, interaction_id).case_id = case_id  # type: ignore[union-attr]
     sms_copy = phone is not None and can_receive_sms(contact_key(phone))
     if sms_copy and phone is not None:
-        template = "urgent" if (urgent or chosen.urgent) else "receipt"
         body = render_reply(config, template, language, tracking=number)
         out = Interaction(
             case_id=case_id,
@@ -196,19 +250,25 @@ def ussd_limit_hit(
     session: Session, config: Config, phone: str, now: datetime, *, record: bool
 ) -> str | None:
     """A phone went over `[limits] ussd_sessions_per_hour`: its known language (None if the
-    phone is new), and with `record` a `limit_hit` event on its newest case, for operators."""
+    phone is new). With `record`, a `limit_hit` event on its newest case for operators, or,
+    when it has no case, the number marked for the console's list of limited numbers."""
     contact = session.scalar(select(Contact).where(Contact.phone == contact_key(phone)))
+    if not record:
+        return None if contact is None else contact.language
     if contact is None:
-        return None
-    if record:
-        case_id = session.scalar(
-            select(Case.id)
-            .where(Case.contact_id == contact.id)
-            .order_by(Case.created_at.desc(), Case.id.desc())
-            .limit(1)
-        )
-        if case_id is not None:
-            record_limit_hit(session.connection(), config, case_id, "ussd_sessions_per_hour", now)
+        _contact(session, phone, now, "ussd")
+        contact = session.scalar(select(Contact).where(Contact.phone == contact_key(phone)))
+        assert contact is not None
+    case_id = session.scalar(
+        select(Case.id)
+        .where(Case.contact_id == contact.id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .limit(1)
+    )
+    if case_id is not None:
+        record_limit_hit(session.connection(), config, case_id, USSD_SESSIONS_PER_HOUR, now)
+    else:
+        contact.limit_hit_at, contact.limit_hit = now, USSD_SESSIONS_PER_HOUR
     return contact.language
 
 
@@ -237,8 +297,9 @@ def request_callback(
     )
     if pending is not None:
         return pending
+    contact = _contact(session, phone, now, channel)
     request = CallbackRequest(
-        contact_id=_contact_id(session, phone, now, channel),
+        contact_id=None if contact is None else int(contact.id),
         case_id=case_id,
         phone=key,
         department=department,

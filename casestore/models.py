@@ -136,6 +136,10 @@ class Contact(Base):
     inbound_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     case_window: Mapped[OptTimestamp]
     case_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When a message from this number last went over an abuse limit with no case to join (kept
+    # unlinked), and which limit: the console's list of limited numbers shows these.
+    limit_hit_at: Mapped[OptTimestamp] = mapped_column(index=True)
+    limit_hit: Mapped[str | None] = mapped_column(String(40))
 
 
 class Case(Base):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
+from casestore.config import OPEN_STATUSES
 from casestore.models import CaseStatus
 
 S = CaseStatus
@@ -15,7 +17,12 @@ TRANSITIONS: Mapping[CaseStatus, frozenset[CaseStatus]] = {
     S.RESOLVED: frozenset({S.CLOSED, S.IN_PROGRESS}),
     S.CLOSED: frozenset({S.IN_PROGRESS}),
 }
-OPEN = frozenset({S.NEW, S.ASSIGNED, S.IN_PROGRESS, S.WAITING_CITIZEN})
+OPEN = frozenset(CaseStatus(s) for s in OPEN_STATUSES)
+
+
+def is_overdue(due_at: datetime | None, status: str, now: datetime) -> bool:
+    """Past its due time and still open: the console badge and the list filter agree."""
+    return due_at is not None and due_at < now and status in OPEN_STATUSES
 
 
 class UnknownStatus(ValueError):

@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.orm import Session
 
-from casestore.config import Config
+from casestore.config import OPEN_STATUSES, Config
 from casestore.models import (
     Case,
     CaseEvent,
@@ -577,7 +577,7 @@ def _event(conn: Connection, case_id: int, kind: str, now: datetime, text: str, 
 
 def _reopen(conn: Connection, case_id: int, now: datetime) -> None:
     current = conn.execute(select(cases_t.c.status).where(cases_t.c.id == case_id)).scalar_one()
-    if current in ("closed", "resolved"):
+    if current not in OPEN_STATUSES:
         conn.execute(
             update(cases_t)
             .where(cases_t.c.id == case_id)

@@ -12,12 +12,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from casestore.cases import BadCursor, CaseFilter, audit, change_status, get_case, list_cases
+from casestore.cases import (
+    BadCursor,
+    CaseFilter,
+    NoteTooLong,
+    audit,
+    change_status,
+    get_case,
+    list_cases,
+)
 from casestore.config import Config
 from casestore.models import Case, Contact, Operator, Survey
 from casestore.operators import operator_departments, operator_for_token
 from casestore.status import IllegalTransition, UnknownStatus
 from feedback.scores import follow_ups, scores
+from gateway.forms import BadRequest, read_body
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, contact_key, normalise_phone
 
@@ -166,9 +175,10 @@ def case_view(request: Request) -> Response:
 
 
 async def status_view(request: Request) -> Response:
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        return error(413, "body over 64 KiB")
+    try:
+        raw = await read_body(request)  # stops reading at the limit
+    except BadRequest as exc:
+        return error(exc.status, exc.reason)
     try:
         payload = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError):
@@ -203,7 +213,7 @@ def _change_status(request: Request, payload: Any) -> Response:
                 config=rt.config,
                 sms_provider=rt.settings.sms_provider,
             )
-        except UnknownStatus as exc:
+        except (UnknownStatus, NoteTooLong) as exc:
             session.rollback()
             return error(400, str(exc))
         except IllegalTransition as exc:

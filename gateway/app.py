@@ -21,6 +21,7 @@ from gateway import (
     missed_call,
     operator_leg,
     simulator,
+    simulator_access,
     simulator_calls,
     simulator_voice,
     ussd,
@@ -64,8 +65,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def home(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
-    if rt.settings.simulator_enabled:
+    if await simulator_access.refuse(request) is None:
         return RedirectResponse("/simulator", status_code=302)
     return JSONResponse({"service": "ventanilla", "health": "/healthz"})
 

@@ -54,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     settings = load_settings(host=args.host, port=args.port)
+    settings.check()
     app = create_app(settings, load_config(env=settings.env))
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info")
     for name in ("uvicorn.access", "uvicorn.error", ""):
@@ -84,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.redisconn import connect
 
     settings = load_settings(host=args.host, port=args.port)
+    settings.check()
     connect(settings.redis_url).ping()  # start the embedded Redis before the worker joins it
     worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"])
     print(f"Ventanilla on http://{args.host}:{args.port}/  (simulator: /simulator)", flush=True)

@@ -56,6 +56,20 @@ async def read_form(request: Request) -> dict[str, str]:
     return parse_form(await read_body(request), request.headers.get("content-type"))
 
 
+ID_MAX = 2**63 - 1  # the largest row id the databases store (PostgreSQL bigint)
+
+
+def form_id(form: dict[str, str], name: str, default: int | None = None) -> int:
+    """A row id from a form field: digits only, 1 up to a bigint; else 400 naming the field.
+    An empty or absent field is `default` when one is given."""
+    raw = form.get(name, "").strip()
+    if not raw and default is not None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= ID_MAX:
+        raise BadRequest(f"{name} must be a whole number (a record id), not {raw[:20]!r}")
+    return int(raw)
+
+
 def require(form: dict[str, str], *names: str) -> None:
     """400 naming the first missing or empty field."""
     for name in names:

@@ -21,14 +21,37 @@ class Settings:
     twilio_from_number: str | None
     at_webhook_token: str | None
     env: Mapping[str, str]
+    bind_host: str = "127.0.0.1"  # the address `serve` listens on
+
+    @property
+    def real_providers(self) -> tuple[str, ...]:
+        """The real providers configured for messages or calls the app starts."""
+        chosen = (self.sms_provider, self.voice_provider)
+        return tuple(dict.fromkeys(p for p in chosen if p != "outbox"))
+
+    def _simulator_flag(self) -> bool | None:
+        flag = self.env.get("VENTANILLA_SIMULATOR", "").strip().lower()
+        return None if not flag else flag in ("1", "true", "yes", "on")
 
     @property
     def simulator_enabled(self) -> bool:
-        """The simulator writes cases without a provider: on by default only in outbox mode."""
-        flag = self.env.get("VENTANILLA_SIMULATOR", "")
-        if flag:
-            return flag.lower() in ("1", "true", "yes", "on")
-        return self.sms_provider == "outbox"
+        """The simulator writes cases and shows conversations without a provider: on by default
+        only when both SMS and voice are `outbox`, never with a real provider. Who may use it
+        is decided per request (`gateway.simulator_access`)."""
+        if self.real_providers:
+            return False
+        flag = self._simulator_flag()
+        return True if flag is None else flag
+
+    def check(self) -> None:
+        """Refuse settings that cannot run safely (`serve` exits with code 2)."""
+        if self._simulator_flag() and self.real_providers:
+            raise ValueError(
+                "VENTANILLA_SIMULATOR is on but a real provider is configured "
+                f"({', '.join(self.real_providers)}): the simulator would write cases and show "
+                "citizens' conversations without a provider; unset VENTANILLA_SIMULATOR or use "
+                "the outbox provider"
+            )
 
 
 def _provider(env: Mapping[str, str], name: str) -> str:
@@ -56,4 +79,5 @@ def load_settings(
         twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
         at_webhook_token=env.get("VENTANILLA_AT_WEBHOOK_TOKEN") or None,
         env=env,
+        bind_host=host,
     )

@@ -18,7 +18,7 @@ from starlette.templating import Jinja2Templates
 from casestore.inbound import Inbound
 from casestore.intake import IntakeRequest
 from casestore.models import Contact, Interaction, OutboundMessage
-from gateway import ussd
+from gateway import simulator_access, ussd
 from gateway.forms import BadRequest, read_form
 from gateway.runtime import Runtime
 from sms.conversation import classify_sms
@@ -78,8 +78,9 @@ async def page(request: Request, *, phone: str, error: str | None = None) -> Res
 
 async def simulator(request: Request) -> Response:
     rt = _runtime(request)
-    if not rt.settings.simulator_enabled:
-        return PlainTextResponse("the simulator is off (VENTANILLA_SIMULATOR=1 turns it on)", 404)
+    refused = await simulator_access.refuse(request)
+    if refused is not None:
+        return refused
     if request.method == "GET":
         return await page(request, phone=request.query_params.get("phone", DEFAULT_PHONE))
     try:
@@ -150,8 +151,9 @@ async def ussd_page(
 async def simulator_ussd(request: Request) -> Response:
     """Dial the USSD menu: the same code path as the AT webhook, with provider "simulator"."""
     rt = _runtime(request)
-    if not rt.settings.simulator_enabled:
-        return PlainTextResponse("the simulator is off (VENTANILLA_SIMULATOR=1 turns it on)", 404)
+    refused = await simulator_access.refuse(request)
+    if refused is not None:
+        return refused
     if request.method == "GET":
         return await ussd_page(request, phone=request.query_params.get("phone", DEFAULT_PHONE))
     try:

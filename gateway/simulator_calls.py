@@ -24,8 +24,8 @@ from starlette.templating import Jinja2Templates
 from casestore import calls
 from casestore.calls import OPERATOR_BRIDGE, CallStatus
 from casestore.models import OutboundCall
-from gateway import livequeue, operator_leg
-from gateway.forms import BadRequest, read_form
+from gateway import livequeue, operator_leg, simulator_access
+from gateway.forms import BadRequest, form_id, read_form
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, contact_key, normalise_phone
 
@@ -157,8 +157,9 @@ def _finish(rt: Runtime, row: OutboundCall, status: CallStatus) -> None:
 
 async def simulator_call(request: Request) -> Response:
     rt = _runtime(request)
-    if not rt.settings.simulator_enabled:
-        return PlainTextResponse("the simulator is off (VENTANILLA_SIMULATOR=1 turns it on)", 404)
+    refused = await simulator_access.refuse(request)
+    if refused is not None:
+        return refused
     if request.method == "GET":
         return await page(request, request.query_params.get("phone", DEFAULT_PHONE))
     try:
@@ -193,10 +194,11 @@ async def simulator_call(request: Request) -> Response:
             await run_in_threadpool(livequeue.caller_gone, rt.redis, sid)
             rt.redis.delete(_MINE + phone)
     elif action in ("answer", "decline", "end"):
-        raw_id = form.get("call_id", "")
-        row = (
-            await run_in_threadpool(_leg_row, rt, int(raw_id), phone) if raw_id.isdigit() else None
-        )
+        try:
+            call_id = form_id(form, "call_id")
+        except BadRequest as exc:
+            return await page(request, raw_phone, exc.reason, 400)
+        row = await run_in_threadpool(_leg_row, rt, call_id, phone)
         if row is None:
             return await page(request, raw_phone, "Esa llamada ya no está.", 404)
         if action == "answer":

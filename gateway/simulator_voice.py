@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from gateway import simulator_access
 from gateway.forms import BadRequest, read_form
 from gateway.menu_session import Call, advance
 from gateway.runtime import Runtime
@@ -53,8 +54,9 @@ def describe(screen: Screen) -> dict[str, object]:
 
 async def simulator_voice(request: Request) -> Response:
     rt = _runtime(request)
-    if not rt.settings.simulator_enabled:
-        return PlainTextResponse("the simulator is off (VENTANILLA_SIMULATOR=1 turns it on)", 404)
+    refused = await simulator_access.refuse(request)
+    if refused is not None:
+        return refused
     context: dict[str, object] = {"phone": DEFAULT_PHONE, "call": "", "step": 0, "lang": "es"}
     if request.method == "GET":
         context["phone"] = request.query_params.get("phone", DEFAULT_PHONE)

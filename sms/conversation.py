@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from casestore.config import Config
+from casestore.config import OPEN_STATUSES, Config
 from casestore.tracking import ParsedTracking, format_tracking, parse_tracking
 from sms.keywords import fold, match_keyword
 from sms.segments import to_gsm7
@@ -75,7 +75,7 @@ class Decision:
 
 SMS_PER_MINUTE = "sms_per_minute"
 NEW_CASES_PER_DAY = "new_cases_per_day"
-OPEN_STATUSES = frozenset({"new", "assigned", "in_progress", "waiting_citizen"})
+USSD_SESSIONS_PER_HOUR = "ussd_sessions_per_hour"
 
 
 def classify_sms(text: str, config: Config) -> Plan:

@@ -33,6 +33,8 @@ from tests.fakeprovider import FakeProvider
 from tests.helpers import admin_token
 from tests.settings import POSTGRES_ADMIN_URL, REDIS_URL
 
+# Test clients stand in for a browser on the machine that runs `make run` (loopback peer).
+LOCAL_CLIENT = ("127.0.0.1", 50000)
 TWILIO_TOKEN = "test-twilio-auth-token"
 TWILIO_SID = "AC" + "0" * 32
 AT_TOKEN = "test-at-webhook-token"
@@ -196,7 +198,7 @@ def settings(db_url: str, redis_url: str) -> Settings:
 def client(settings: Settings, config: Config) -> Iterator[TestClient]:
     """A TestClient on the real app (lifespan run), against `db_url` and the test Redis."""
     app = create_app(settings, config)
-    with TestClient(app, base_url=PUBLIC_URL) as test_client:
+    with TestClient(app, base_url=PUBLIC_URL, client=LOCAL_CLIENT) as test_client:
         yield test_client
 
 
@@ -216,7 +218,7 @@ def client_with(settings: Settings, config: Config) -> Iterator[Client]:
 
     def make(limits: Limits, **fields: object) -> TestClient:
         app = create_app(settings, replace(config, limits=limits, **fields))  # type: ignore[arg-type]
-        test_client = TestClient(app, base_url=PUBLIC_URL)
+        test_client = TestClient(app, base_url=PUBLIC_URL, client=LOCAL_CLIENT)
         test_client.__enter__()
         clients.append(test_client)
         return test_client

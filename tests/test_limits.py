@@ -151,3 +151,61 @@ def test_ussd_limit_notice_speaks_the_citizens_language(client_with: Client, db_
     over = Phone(client, PHONE).dial()
     assert over.startswith("END ") and "Try again in an hour" in over
     assert limit_events(db_url) == []  # no case to mark: the phone has none
+
+
+def test_a_redelivered_message_is_not_counted_again(client_with: Client, db_url: str) -> None:
+    """Twilio redelivers a webhook it did not see answered: the same MessageSid is one SMS."""
+    client = client_with(Limits(sms_per_minute=2, new_cases_per_day=0))
+    first = twilio_form("Necesito mercaderia", sender=PHONE)
+    for _ in range(4):  # the message and three redeliveries of it
+        assert "recibimos su pedido" in reply_of(post_twilio(client, first).text)
+    with Db(db_url) as db:
+        assert db.contacts()[0].inbound_count == 1
+    second = reply_of(post_twilio(client, twilio_form("y frazadas", sender=PHONE)).text)
+    assert "sumamos su mensaje" in second  # the second SMS of the minute: still answered
+    assert limit_events(db_url) == []
+    at = at_form("Hola de nuevo", sender=PHONE, ref="ATXid_redelivered")
+    for _ in range(3):
+        assert post_at(client, at).status_code == 200
+    with Db(db_url) as db:
+        assert db.contacts()[0].inbound_count == 3
+        assert len([i for i in db.interactions() if i.direction == "in"]) == 3
+
+
+def test_new_cases_per_day_count_every_citizen_channel(client_with: Client, db_url: str) -> None:
+    """SMS, USSD and WhatsApp from one number share one daily count of new cases."""
+    client = client_with(
+        Limits(sms_per_minute=0, new_cases_per_day=2, ussd_sessions_per_hour=0),
+        conversation_window_minutes=0,
+    )
+    assert "recibimos su pedido" in reply_of(
+        post_twilio(client, twilio_form("Necesito chapas", sender=PHONE)).text
+    )
+    done = Phone(client, PHONE).send("1", "98", "2", "Sin gas", "1")
+    assert done.startswith("END Pedido registrado.")
+    with Db(db_url) as db:
+        assert len(db.cases()) == 2 and db.contacts()[0].case_count == 2
+        first, latest = db.cases()
+    # The third request today, on WhatsApp: joins the case the number last texted on, and
+    # says so.
+    wa = reply_of(
+        post_twilio(client, twilio_form("Necesito mercaderia", sender=f"whatsapp:{PHONE}")).text
+    )
+    assert "varios pedidos suyos hoy" in wa
+    # The fourth, on USSD: joins it too; the screen gives that case's number, the SMS says why.
+    again = Phone(client, PHONE).send("1", "98", "2", "Sigo sin gas", "1")
+    assert again.startswith("END Pedido registrado.") and latest.tracking_number in again.replace(
+        " ", ""
+    )
+    with Db(db_url) as db:
+        assert len(db.cases()) == 2
+        last_sms = [m for m in db.outbox() if m.kind == "receipt"][-1]
+        assert "varios pedidos suyos hoy" in last_sms.body
+    assert texts_on(db_url, first.id) == ["Necesito chapas", "Necesito mercaderia"]
+    assert texts_on(db_url, latest.id) == ["Sin gas", "Sigo sin gas"]
+    assert [e.data["limit"] for e in limit_events(db_url)] == ["new_cases_per_day"] * 2
+    # Urgent is never joined, over the limit or not: its own case, at once.
+    urgent = Phone(client, PHONE).send("1", "1")
+    assert urgent.startswith("END Pedido URGENTE") and "144" in urgent
+    with Db(db_url) as db:
+        assert [c.urgent for c in db.cases()] == [False, False, True]

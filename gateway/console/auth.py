@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -31,8 +32,6 @@ from gateway.runtime import Runtime
 
 COOKIE = "ventanilla_session"
 LANG_COOKIE = "ventanilla_lang"
-MAX_FAILURES = 5
-LOCK_SECONDS = 15 * 60
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 
 
@@ -75,7 +74,7 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     return response
 
 
-def _load_viewer(rt: Runtime, token: str) -> Viewer | None:
+def load_viewer(rt: Runtime, token: str) -> Viewer | None:
     with rt.sessions() as session, session.begin():
         row = console_session_for(session, token)
         if row is None:
@@ -101,7 +100,7 @@ def login_required(endpoint: Endpoint) -> Endpoint:
     @wraps(endpoint)
     async def wrapper(request: Request) -> Response:
         token = request.cookies.get(COOKIE)
-        viewer = await run_in_threadpool(_load_viewer, runtime(request), token) if token else None
+        viewer = await run_in_threadpool(load_viewer, runtime(request), token) if token else None
         if viewer is None:
             return RedirectResponse(f"/console/login?next={request.url.path}", status_code=303)
         request.state.viewer = viewer
@@ -116,21 +115,41 @@ def login_required(endpoint: Endpoint) -> Endpoint:
     return wrapper
 
 
-def _fail_key(username: str) -> str:
-    return f"ventanilla:login:fail:{username.lower()}"
+def client_address(request: Request) -> str:
+    """The peer address as the server saw it (uvicorn rewrites it from trusted proxies only)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
-def _locked(rt: Runtime, username: str) -> bool:
-    count = rt.redis.get(_fail_key(username))
-    return count is not None and int(count) >= MAX_FAILURES
+def _fail_keys(address: str, username: str) -> tuple[str, str]:
+    """The Redis counters of log-in failures: per (address, user name) and per address."""
+    # Distinct prefixes: an IPv6 address has colons, so no user key may spell an address key.
+    return (
+        f"ventanilla:login:fail:user:{address}|{username.lower()}",
+        f"ventanilla:login:fail:addr:{address}",
+    )
 
 
-def _record_failure(rt: Runtime, username: str) -> None:
-    key = _fail_key(username)
+def _locked(rt: Runtime, address: str, username: str) -> bool:
+    limits = rt.config.login
+    per_user, per_address = rt.redis.mget(_fail_keys(address, username))
+    return int(per_user or 0) >= limits.failures_per_user_address or (
+        int(per_address or 0) >= limits.failures_per_address
+    )
+
+
+def _record_failure(rt: Runtime, address: str, username: str) -> None:
+    seconds = rt.config.login.lock_minutes * 60
     pipe = rt.redis.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, LOCK_SECONDS)
+    for key in _fail_keys(address, username):
+        pipe.set(key, 0, ex=seconds, nx=True)  # the window opens with the first failure
+        pipe.incr(key)
     pipe.execute()
+
+
+def _forget_failures(rt: Runtime, address: str, username: str) -> None:
+    # Only this user's count from this address: a good log-in must not clear the address's
+    # count, or one valid account would let an address guess at every other one.
+    rt.redis.delete(_fail_keys(address, username)[0])
 
 
 def _try_login(rt: Runtime, username: str, password: str) -> str | None:
@@ -147,9 +166,7 @@ def _try_login(rt: Runtime, username: str, password: str) -> str | None:
 async def login(request: Request) -> Response:
     rt = runtime(request)
     t = translator(language(request))
-    next_path = request.query_params.get("next", "/console")
-    if not next_path.startswith("/console"):
-        next_path = "/console"  # never redirect off-site
+    next_path = same_origin_path(request, request.query_params.get("next", ""))
     if request.method == "GET":
         return render(request, "console/login.html", {"error": None, "next": next_path})
     try:
@@ -158,16 +175,17 @@ async def login(request: Request) -> Response:
         return render(request, "console/login.html", {"error": exc.reason, "next": next_path}, 400)
     username = form.get("username", "").strip()
     password = form.get("password", "")
-    if await run_in_threadpool(_locked, rt, username):
-        message = t("locked", minutes=str(LOCK_SECONDS // 60))
+    address = client_address(request)
+    if await run_in_threadpool(_locked, rt, address, username):
+        message = t("locked", minutes=str(rt.config.login.lock_minutes))
         return render(request, "console/login.html", {"error": message, "next": next_path}, 429)
     token = await run_in_threadpool(_try_login, rt, username, password)
     if token is None:
-        await run_in_threadpool(_record_failure, rt, username)
+        await run_in_threadpool(_record_failure, rt, address, username)
         return render(
             request, "console/login.html", {"error": t("bad_login"), "next": next_path}, 401
         )
-    await run_in_threadpool(rt.redis.delete, _fail_key(username))
+    await run_in_threadpool(_forget_failures, rt, address, username)
     response = RedirectResponse(next_path, status_code=303)
     secure = rt.settings.public_url.startswith("https://")
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
@@ -189,12 +207,33 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def same_origin_path(request: Request, url: str, default: str = "/console") -> str:
+    """`url` as a path under /console on this site (absolute only with this site's origin:
+    the request's or the public URL's), or `default`: never a redirect to another site."""
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        public = urlsplit(runtime(request).settings.public_url)
+        origins = {(request.url.scheme, request.url.netloc), (public.scheme, public.netloc)}
+        if (parts.scheme, parts.netloc) not in origins:
+            return default
+    path = parts.path
+    # A backslash or a control character can make a browser read another host.
+    if (
+        not (path == "/console" or path.startswith("/console/"))
+        or "\\" in url
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url)
+    ):
+        return default
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
 async def switch_language(request: Request) -> Response:
     languages = runtime(request).config.languages
     current = language(request)
     following = languages[(languages.index(current) + 1) % len(languages)]
-    back = request.headers.get("referer", "/console")
-    response = RedirectResponse(back if "/console" in back else "/console", status_code=303)
+    response = RedirectResponse(
+        same_origin_path(request, request.headers.get("referer", "")), status_code=303
+    )
     response.set_cookie(LANG_COOKIE, following, samesite="lax", path="/")
     return response
 

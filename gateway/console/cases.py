@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from casestore.cases import (
+    NOTE_MAX,
     BadCursor,
     CaseFilter,
     MergeError,
@@ -26,11 +27,13 @@ from casestore.cases import (
     merge_cases,
     message_citizen,
 )
+from casestore.limited import count_limited_numbers
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
 from casestore.people import link_person, links_for_case
-from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus
+from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus, is_overdue
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
+from gateway.forms import BadRequest, form_id
 from sms.phone import PhoneError, contact_key, normalise_phone
 
 
@@ -65,6 +68,7 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
     except ValueError:
         return 400, {"error": "Fecha no válida (AAAA-MM-DD).", "cases": [], "next": None,
                      "params": params}  # fmt: skip
+    now = utcnow()
     flt = CaseFilter(
         departments=viewer.departments,
         contact_phone=phone,
@@ -75,7 +79,7 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
         channel=params.get("channel") or None,
         created_from=created_from,
         created_to=created_to,
-        overdue_at=utcnow() if params.get("overdue") else None,
+        overdue_at=now if params.get("overdue") else None,
     )
     with rt.sessions() as session, session.begin():
         try:
@@ -83,6 +87,8 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
         except (UnknownStatus, BadCursor) as exc:
             return 400, {"error": str(exc), "cases": [], "next": None, "params": params}
         audit(session, viewer.username, "console.case_list", "case", "*", {"q": bool(q)})
+        # Numbers over a limit with no case: their messages are on /console/limited.
+        limited = count_limited_numbers(session) if viewer.is_supervisor else 0
         rows = [
             {
                 "tracking": c.tracking_number,
@@ -92,17 +98,19 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
                 "channel": c.channel,
                 "urgent": c.urgent,
                 "limited": c.limit_hit_at is not None,
-                "overdue": bool(
-                    c.due_at
-                    and c.due_at < utcnow()
-                    and c.status in ("new", "assigned", "in_progress")
-                ),
+                "overdue": is_overdue(c.due_at, c.status, now),
                 "created_at": c.created_at.astimezone(rt.config.timezone),
                 "description": c.description,
             }
             for c in page
         ]
-    return 200, {"error": None, "cases": rows, "next": next_cursor, "params": params}
+    return 200, {
+        "error": None,
+        "cases": rows,
+        "next": next_cursor,
+        "params": params,
+        "limited_numbers": limited,
+    }
 
 
 @login_required
@@ -149,11 +157,8 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             "colleagues": [(o.id, o.username) for o in colleagues],
             "assigned": assigned.username if assigned else None,
             "due": case.due_at.astimezone(rt.config.timezone) if case.due_at else None,
-            "overdue": bool(
-                case.due_at
-                and case.due_at < now
-                and case.status in ("new", "assigned", "in_progress")
-            ),
+            "overdue": is_overdue(case.due_at, case.status, now),
+            "note_max": NOTE_MAX,
             "merged_into": session.get(Case, case.merged_into_id).tracking_number  # type: ignore[union-attr]
             if case.merged_into_id
             else None,
@@ -211,7 +216,7 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                     return "not_found"
                 merge_cases(session, case, source, actor=viewer.username)
             elif action == "assign":
-                target_id = int(form.get("operator_id") or viewer.operator_id)
+                target_id = form_id(form, "operator_id", default=viewer.operator_id)
                 if target_id != viewer.operator_id and not viewer.is_supervisor:
                     return "Solo un supervisor asigna pedidos a otra persona."
                 operator = session.get(Operator, target_id)
@@ -255,6 +260,9 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
         except (UnknownStatus, IllegalTransition, MergeError, ValueError) as exc:
             session.rollback()
             return str(exc)
+        except BadRequest as exc:
+            session.rollback()
+            return exc.reason
         audit(session, viewer.username, f"console.case_{action}", "case", case.tracking_number)
     return None
 

@@ -21,6 +21,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "forbidden": "No tiene permiso para ver esto.",
         "not_found": "No encontramos ese pedido.",
         "csrf": "La sesión del formulario venció. Vuelva a intentarlo.",
+        "limited": "Números limitados",
+        "limited_gone": "Ese número ya no está en la lista.",
+        "limited_banner": (
+            "{count} número(s) superaron un límite de abuso sin un pedido al que sumar sus "
+            "mensajes."
+        ),
+        "limit.sms_per_minute": "SMS por minuto",
+        "limit.new_cases_per_day": "Pedidos nuevos por día",
+        "limit.ussd_sessions_per_hour": "Sesiones USSD por hora",
     },
     "en": {
         "console": "Console",
@@ -38,6 +47,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "forbidden": "You are not allowed to see this.",
         "not_found": "We found no such case.",
         "csrf": "The form expired. Please try again.",
+        "limited": "Limited numbers",
+        "limited_gone": "That number is no longer on the list.",
+        "limited_banner": (
+            "{count} number(s) went over an abuse limit with no case to add their messages to."
+        ),
+        "limit.sms_per_minute": "SMS per minute",
+        "limit.new_cases_per_day": "New cases per day",
+        "limit.ussd_sessions_per_hour": "USSD sessions per hour",
     },
 }
 

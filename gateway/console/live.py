@@ -27,6 +27,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from casestore.cases import audit, get_case
+from casestore.config import OPEN_STATUSES
 from casestore.live_calls import (
     DISPOSITION_LABELS,
     Disposition,
@@ -404,9 +405,7 @@ def _call_context(request: Request, viewer: Viewer, call: LiveCall) -> dict[str,
             (d.value, DISPOSITION_LABELS.get(lang, DISPOSITION_LABELS["es"])[d])
             for d in Disposition
         ],
-        "open_cases": [
-            c for c in cases if c.status in ("new", "assigned", "in_progress", "waiting_citizen")
-        ],
+        "open_cases": [c for c in cases if c.status in OPEN_STATUSES],
         "opened": request.query_params.get("opened"),
         "error": None,
         "taken_at": datetime.fromtimestamp(call.taken_at, tz).strftime("%H:%M"),

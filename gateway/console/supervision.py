@@ -16,6 +16,7 @@ from casestore.models import AuditEvent, CallbackRequest, Operator
 from casestore.privacy import erase_person, export_person, find_person
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
+from gateway.forms import BadRequest, form_id
 from sms.phone import PhoneError, contact_key, normalise_phone
 
 
@@ -139,8 +140,12 @@ def _record_attempt(request: Request, viewer: Viewer, form: dict[str, str]) -> s
     outcome = form.get("outcome", "")
     if outcome not in ("reached", "no_answer", "wrong_number"):
         return "outcome must be reached, no_answer or wrong_number"
+    try:
+        callback_id = form_id(form, "id")
+    except BadRequest as exc:
+        return exc.reason
     with rt.sessions() as session, session.begin():
-        row = session.get(CallbackRequest, int(form.get("id", "0") or 0))
+        row = session.get(CallbackRequest, callback_id)
         if row is None or (
             viewer.departments is not None and row.department not in viewer.departments
         ):

@@ -1,13 +1,14 @@
 """Live calls in a real browser: Playwright driving Debian's Chromium against `ventanilla serve`
 with VENTANILLA_VOICE_PROVIDER=twilio, its Calls API pointed at the fake provider; Twilio's
 requests to the app are posted here, signed as Twilio signs them. The simulator's two phones
-are tried too (a simulated caller is bridged through the outbox whatever the voice provider).
+are tried on a second server with the embedded default (outbox), the only set-up that has them.
 
 Screenshots are kept under test-artifacts/console/.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ from twilio.request_validator import RequestValidator
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
 from tests.console.test_live import FakeWithCallUpdates
 from tests.helpers import Db
+from tests.helpers import twilio_form as sms_form
 from tests.settings import REDIS_URL
 from tests.test_blackbox import free_port
 
@@ -43,7 +45,7 @@ _sids = iter(range(1, 1000))
 class Live:
     url: str
     db_url: str
-    fake: FakeWithCallUpdates
+    fake: FakeWithCallUpdates | None
 
     def twilio(self, path: str, form: dict[str, str]) -> httpx.Response:
         """POST what Twilio would post to the app, signed over the app's public URL."""
@@ -60,19 +62,9 @@ def _ventanilla(*args: str, env: dict[str, str], stdin: str | None = None) -> No
     subprocess.run([exe, *args], env=env, input=stdin, text=True, check=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
-    with redis.Redis.from_url(REDIS_URL) as client:
-        client.flushdb()  # the live queue lives in Redis: start from an empty one
-    fake = FakeWithCallUpdates(
-        twilio_account_sid=TWILIO_SID,
-        twilio_auth_token=TWILIO_TOKEN,
-        at_username="ventanilla-test",
-        at_api_key=AT_KEY,
-    ).start()
-    workdir = tmp_path_factory.mktemp("live")
+@contextlib.contextmanager
+def serve(workdir: Path, **extra_env: str) -> Iterator[tuple[str, str]]:
+    """`ventanilla serve` on loopback with ana and beto; yields its URL and database URL."""
     port = free_port()
     db_url = f"sqlite:///{workdir / 'v.db'}"
     env = {
@@ -81,11 +73,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         "VENTANILLA_DATABASE_URL": db_url,
         "VENTANILLA_REDIS_URL": REDIS_URL,
         "VENTANILLA_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "VENTANILLA_VOICE_PROVIDER": "twilio",
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_FROM_NUMBER": "+5491155550000",
-        "TWILIO_API_BASE_URL": fake.url,
+        **extra_env,
     }
     _ventanilla("migrate", env=env)
     for user, department, phone in [("ana", "ALIM", ANA_PHONE), ("beto", "HAB", BETO_PHONE)]:
@@ -108,16 +96,49 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             pass
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.2)
-    httpx.post(
-        url + "/simulator",
-        data={"phone": CITIZEN, "text": "No me llega la tarjeta alimentar desde octubre"},
-        timeout=10,
-    )
-    yield Live(url, db_url, fake)
-    server.terminate()
-    server.wait(timeout=10)
-    log.close()
-    fake.stop()
+    try:
+        yield url, db_url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    with redis.Redis.from_url(REDIS_URL) as client:
+        client.flushdb()  # the live queue lives in Redis: start from an empty one
+    fake = FakeWithCallUpdates(
+        twilio_account_sid=TWILIO_SID,
+        twilio_auth_token=TWILIO_TOKEN,
+        at_username="ventanilla-test",
+        at_api_key=AT_KEY,
+    ).start()
+    twilio_env = {
+        "VENTANILLA_VOICE_PROVIDER": "twilio",
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM_NUMBER": "+5491155550000",
+        "TWILIO_API_BASE_URL": fake.url,
+    }
+    try:
+        with serve(tmp_path_factory.mktemp("live"), **twilio_env) as (url, db_url):
+            live = Live(url, db_url, fake)
+            # A real provider is configured, so no simulator: the citizen texts through Twilio.
+            sms = sms_form("No me llega la tarjeta alimentar desde octubre", sender=CITIZEN)
+            live.twilio("/webhooks/twilio/sms", sms)
+            yield live
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def outbox_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The embedded default (outbox for SMS and voice, loopback): the simulator is on."""
+    with serve(tmp_path_factory.mktemp("live-outbox")) as (url, db_url):
+        yield Live(url, db_url, None)
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +231,7 @@ def test_operator_takes_a_live_call_opens_a_case_and_transfers(page: Page, live:
     expect(page).to_have_url(f"{live.url}/console/calls/{sid}")
     expect(page.locator("#call-state")).to_have_text("Sonando su teléfono…")
     expect(page.locator("#caller-cases")).to_contain_text("tarjeta alimentar desde octubre")
+    assert live.fake is not None
     (placed,) = live.fake.calls
     assert placed.to == ANA_PHONE
     assert placed.form["Url"] == f"{live.url}/webhooks/twilio/operator?q=ALIM"
@@ -242,6 +264,7 @@ def test_operator_takes_a_live_call_opens_a_case_and_transfers(page: Page, live:
     page.get_by_label("A la fila de").select_option("ING")
     page.get_by_role("button", name="Transferir llamada").click()
     expect(page.locator("#call-state")).to_contain_text("Transferida → Programas de Ingreso")
+    assert live.fake is not None
     ((moved, form),) = live.fake.updates
     assert moved == sid
     assert ET.fromstring(form["Twiml"]).find("Enqueue").text == "ING"  # type: ignore[union-attr]
@@ -269,7 +292,8 @@ def test_another_department_neither_sees_nor_opens_the_call(page: Page, live: Li
     live.twilio("/webhooks/twilio/voice/status", hung_up)  # the next test starts with no one
 
 
-def test_simulator_plays_both_phones(browser: Browser, page: Page, live: Live) -> None:
+def test_simulator_plays_both_phones(browser: Browser, page: Page, outbox_live: Live) -> None:
+    live = outbox_live
     citizen = browser.new_context(viewport={"width": 800, "height": 900}).new_page()
     citizen.goto(f"{live.url}/simulator/call?phone=%2B5491155550703")
     citizen.get_by_label("Área (opción 3 del menú: hablar con una persona)").select_option("ALIM")

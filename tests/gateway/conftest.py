@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from casestore.config import Config
 from gateway.app import create_app
 from gateway.settings import Settings, load_settings
-from tests.conftest import app_env
+from tests.conftest import LOCAL_CLIENT, app_env
 
 
 @pytest.fixture
@@ -20,5 +20,5 @@ def outbox_settings(db_url: str, redis_url: str) -> Settings:
 
 @pytest.fixture
 def sim(outbox_settings: Settings, config: Config) -> Iterator[TestClient]:
-    with TestClient(create_app(outbox_settings, config)) as test_client:
+    with TestClient(create_app(outbox_settings, config), client=LOCAL_CLIENT) as test_client:
         yield test_client

@@ -539,3 +539,62 @@ def test_concurrent_status_changes_are_checked_against_the_committed_status(api:
     assert answers == [409]
     case = api.get("ana", f"/api/v1/cases/{number}").json()
     assert [e["kind"] for e in case["events"]].count("status_changed") == 0
+
+
+# ---------------------------------------------------------------- request bounds
+def test_a_note_over_the_cap_is_400_and_changes_nothing(api: Api) -> None:
+    from casestore.cases import NOTE_MAX
+
+    number = api.open_case(FOOD, "+5491155550001")
+    too_long = api.post_status(
+        "ana", number, {"status": "in_progress", "note": "x" * (NOTE_MAX + 1)}
+    )
+    assert too_long.status_code == 400 and f"at most {NOTE_MAX}" in too_long.json()["error"]
+    assert api.events(number) == 0
+    assert api.get("ana", f"/api/v1/cases/{number}").json()["status"] == "new"
+    fits = api.post_status("ana", number, {"status": "in_progress", "note": "x" * NOTE_MAX})
+    assert fits.status_code == 200
+
+
+def test_the_status_body_is_read_only_up_to_the_limit(api: Api) -> None:
+    """A chunked body with no Content-Length is refused with 413 as soon as it passes 64 KiB:
+    the route stops reading there instead of taking in everything the client sends."""
+    number = api.open_case(FOOD, "+5491155550001")
+    chunk = b" " * (16 * 1024)
+    chunks_sent = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal chunks_sent
+        chunks_sent += 1
+        return {"type": "http.request", "body": chunk, "more_body": chunks_sent < 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": f"/api/v1/cases/{number}/status",
+        "raw_path": f"/api/v1/cases/{number}/status".encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"ventanilla.example.test"),
+            (b"content-type", b"application/json"),
+            (b"transfer-encoding", b"chunked"),
+            *[(k.lower().encode(), v.encode()) for k, v in api.headers("ana").items()],
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("ventanilla.example.test", 443),
+        "state": {},
+    }
+    portal = api.client.portal
+    assert portal is not None
+    portal.call(api.client.app, scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert chunks_sent <= 5  # 64 KiB and one chunk more, not 1000 chunks (16 MiB)
+    assert api.events(number) == 0
