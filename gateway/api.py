@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from casestore.cases import BadCursor, CaseFilter, audit, change_status, get_case, list_cases
 from casestore.config import Config
-from casestore.models import Case, Contact, Operator, Survey
+from casestore.models import Case, Contact, Operator, Role, Survey
 from casestore.operators import operator_departments, operator_for_token
 from casestore.status import IllegalTransition, UnknownStatus
 from feedback.scores import follow_ups, scores
@@ -293,12 +293,15 @@ def survey_scores_view(request: Request) -> Response:
 
 
 def survey_follow_ups_view(request: Request) -> Response:
-    """Low scores waiting for a supervisor's follow-up, oldest first."""
+    """Low scores waiting for a supervisor's follow-up, oldest first (supervisors and admins,
+    their departments only)."""
     rt = _runtime(request)
     with rt.sessions() as session, session.begin():
         operator = _authenticate(session, request)
         if operator is None:
             return error(401, "missing or invalid bearer token", **UNAUTHORIZED)
+        if operator.role not in (Role.SUPERVISOR.value, Role.ADMIN.value):
+            return error(403, "follow-ups are for supervisors and admins")
         items = [
             {
                 "tracking_number": case.tracking_number,

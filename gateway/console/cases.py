@@ -130,7 +130,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
         window = int(rt.config.raw.get("console", {}).get("duplicate_window_days", 14))
         duplicates = [
             {"tracking": d.tracking_number, "channel": d.channel, "description": d.description}
-            for d in duplicate_candidates(session, case, window)
+            for d in duplicate_candidates(session, case, window, viewer.departments)
         ]
         colleagues = session.scalars(
             select(Operator)
@@ -139,7 +139,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             .order_by(Operator.username)
         ).all()
         assigned = session.get(Operator, case.assigned_to_id) if case.assigned_to_id else None
-        sharing, person_phones = links_for_case(session, case)
+        sharing, person_phones = links_for_case(session, case, viewer.departments)
         now = utcnow()
         return {
             "case": case,
