@@ -23,6 +23,16 @@ class Link:
     phone: str
 
 
+ERASED_PHONE_PREFIX = "erased:"
+
+
+def shown_phone(contact: Contact | None) -> str | None:
+    """The phone to show for a contact: none once the person asked for erasure."""
+    if contact is None or contact.phone.startswith(ERASED_PHONE_PREFIX):
+        return None
+    return contact.phone
+
+
 def visible_contact(departments: Collection[str] | None) -> ColumnElement[bool]:
     """Contacts these departments may see: those that reached one of their cases."""
     if departments is None:

@@ -32,7 +32,7 @@ from casestore.models import (
     Survey,
     utcnow,
 )
-from casestore.people import forget_person, visible_contact
+from casestore.people import ERASED_PHONE_PREFIX, forget_person, visible_contact
 
 ERASED = "[borrado]"
 
@@ -260,7 +260,7 @@ def erase_person(session: Session, holdings: Holdings) -> Erasure:
     now = utcnow()
     case_ids = [c.id for c in holdings.cases]
     contact_ids = [c.id for c in holdings.contacts]
-    phones = [c.phone for c in holdings.contacts if not c.phone.startswith("erased:")]
+    phones = [c.phone for c in holdings.contacts if not c.phone.startswith(ERASED_PHONE_PREFIX)]
     names = {c.citizen_name for c in holdings.cases if c.citizen_name}
     touched = {"cases": len(case_ids), "contacts": len(contact_ids)}
     owned = or_(Interaction.case_id.in_(case_ids), Interaction.contact_id.in_(contact_ids))
@@ -355,7 +355,7 @@ def erase_person(session: Session, holdings: Holdings) -> Erasure:
         forget_person(session, national_id)
     for contact in holdings.contacts:
         session.execute(delete(PersonPhone).where(PersonPhone.contact_id == contact.id))
-        contact.phone = f"erased:{contact.id}"
+        contact.phone = f"{ERASED_PHONE_PREFIX}{contact.id}"
         contact.language = None
         contact.conversation_case_id = None
         contact.pending_survey_id = None

@@ -16,6 +16,7 @@ from casestore.cases import BadCursor, CaseFilter, audit, change_status, get_cas
 from casestore.config import Config
 from casestore.models import Case, Contact, Operator, Role, Survey
 from casestore.operators import operator_departments, operator_for_token
+from casestore.people import shown_phone
 from casestore.status import IllegalTransition, UnknownStatus
 from feedback.scores import follow_ups, scores
 from gateway.runtime import Runtime
@@ -64,7 +65,7 @@ def case_json(case: Case, contact: Contact | None) -> dict[str, Any]:
         "resolved_at": rfc3339(case.resolved_at),
         "closed_at": rfc3339(case.closed_at),
         "citizen": {
-            "phone": contact.phone if contact else None,
+            "phone": shown_phone(contact),
             "name": case.citizen_name,
             "national_id": case.national_id,
         },

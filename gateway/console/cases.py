@@ -27,7 +27,7 @@ from casestore.cases import (
     message_citizen,
 )
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
-from casestore.people import link_person, links_for_case
+from casestore.people import link_person, links_for_case, shown_phone
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
@@ -159,7 +159,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             else None,
             "allowed": sorted(s.value for s in TRANSITIONS[CaseStatus(case.status)]),
             "error": None,
-            "phone": contact.phone if contact else None,
+            "phone": shown_phone(contact),
             "events": [
                 {
                     "kind": e.kind,

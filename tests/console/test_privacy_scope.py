@@ -213,9 +213,7 @@ def test_privacy_audit_names_no_one(
         client.post(
             "/console/privacy", data={"csrf_token": csrf, "phone": ALIM_PHONE, "action": action}
         )
-    client.post(
-        "/console/privacy", data={"csrf_token": csrf, "national_id": DNI, "action": "find"}
-    )
+    client.post("/console/privacy", data={"csrf_token": csrf, "national_id": DNI, "action": "find"})
     with Db(db_url) as db, Session(db.engine) as session:
         targets = session.scalars(
             select(AuditEvent.target_id).where(AuditEvent.action.like("privacy.%"))
