@@ -52,7 +52,7 @@ def _person(request: Request, viewer: Viewer, form: dict[str, str]) -> tuple[int
         holdings = find_person(
             session, phone=phone, national_id=national_id, departments=viewer.departments
         )
-        scope: dict[str, object] = {"cases": [c.tracking_number for c in holdings.cases]}
+        scope: dict[str, object] = {"tracking_numbers": [c.tracking_number for c in holdings.cases]}
         if action == "erase":
             if form.get("confirm") != "yes":
                 return 400, {"error": "Confirme el borrado.", "form": form, "found": None}

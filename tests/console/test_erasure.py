@@ -162,7 +162,7 @@ def test_erasing_a_person_leaves_nothing_of_them(
         },
     )
     assert erased.status_code == 200, erased.text
-    assert "Datos borrados" in erased.text and "2 grabaciones borradas" in erased.text
+    assert "Datos borrados: 3 pedidos" in erased.text and "2 grabaciones borradas" in erased.text
     assert AT_RECORDING in erased.text  # no deletion API: listed for manual deletion
     assert leftovers(db_url, needles) == []
     # Twilio got the DELETEs (the named recording and the other one of the call), no more.
