@@ -27,6 +27,7 @@ _TWILIO_RECORDING = re.compile(r"/Recordings/(RE[0-9a-fA-F]{32})")
 # Keys named by a phone, as their owners write them (prefix + the contact's number); a scan
 # finds the others (the simulator's call, keys of later modules) by the number in their name.
 PHONE_KEY_PREFIXES = (menu_session.PREFIX + "r:",)
+APP_KEYS = "ventanilla:*"  # the app's own keys (rq's are "rq:*")
 
 
 @dataclass
@@ -48,14 +49,33 @@ def _variants(phone: str) -> set[str]:
 
 
 def forget_phone_keys(client: redis.Redis, phones: Iterable[str]) -> int:
-    """Delete every Redis key named by these phones; returns how many went."""
+    """Delete every Redis key named by these phones, and the app's short-lived string keys
+    that hold one (an Africa's Talking call's party); returns how many went."""
+    forms = {form for phone in phones for form in _variants(phone)}
+    if not forms:
+        return 0
     keys: set[str | bytes] = set()
-    for phone in phones:
-        for form in _variants(phone):
-            keys.update(prefix + form for prefix in PHONE_KEY_PREFIXES)
-            # Any other key that carries the number in its name (glob specials escaped).
-            pattern = "*" + re.sub(r"([*?\[\]\\])", r"\\\1", form) + "*"
-            keys.update(client.scan_iter(match=pattern, count=1000))
+    for form in forms:
+        keys.update(prefix + form for prefix in PHONE_KEY_PREFIXES)
+        # Any other key that carries the number in its name (glob specials escaped).
+        pattern = "*" + re.sub(r"([*?\[\]\\])", r"\\\1", form) + "*"
+        keys.update(client.scan_iter(match=pattern, count=1000))
+    needles = [form.encode() for form in forms]
+    batch: list[bytes] = []
+
+    def check(names: list[bytes]) -> None:
+        for name, value in zip(names, client.mget(names), strict=True):
+            raw = value.encode() if isinstance(value, str) else value
+            if isinstance(raw, bytes) and any(n in raw for n in needles):
+                keys.add(name)
+
+    for name in client.scan_iter(match=APP_KEYS, count=1000, _type="string"):
+        batch.append(name)
+        if len(batch) == 500:
+            check(batch)
+            batch = []
+    if batch:
+        check(batch)
     return int(client.delete(*keys)) if keys else 0
 
 

@@ -141,6 +141,8 @@ def test_erasing_a_person_leaves_nothing_of_them(
         PHONE, State(channel="voice", language="es", node="describe", description=said)
     )
     connection.set(f"ventanilla:sim:call:{PHONE}", "CA" + "1" * 32)
+    party = "ventanilla:atvoice:party:ATVId_5d1c0b2a"  # an AT call's citizen, by session
+    connection.set(party, json.dumps([PHONE, "es"]))
     unrelated = "ventanilla:menu:r:+5491155550999"
     connection.set(unrelated, "{}")
     # An integrator looked the phone up: the audit trail kept the filter.
@@ -175,7 +177,7 @@ def test_erasing_a_person_leaves_nothing_of_them(
     }
     # Redis keys named by the phone are gone; others stay.
     assert connection.keys(f"*{PHONE}*") == [] and connection.keys("*5491155550901*") == []
-    assert connection.exists(unrelated)
+    assert not connection.exists(party) and connection.exists(unrelated)
     # The API shows the cases without the phone.
     listed = client.get("/api/v1/cases", headers=headers).json()
     assert len(listed["items"]) == 3
