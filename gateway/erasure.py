@@ -48,9 +48,19 @@ def _variants(phone: str) -> set[str]:
     return forms
 
 
-def forget_phone_keys(client: redis.Redis, phones: Iterable[str]) -> int:
+def forget_phone_keys(client: redis.Redis, phones: Iterable[str]) -> bool:
     """Delete every Redis key named by these phones, and the app's short-lived string keys
-    that hold one (an Africa's Talking call's party); returns how many went."""
+    that hold one (an Africa's Talking call's party); False when Redis could not be reached
+    (those keys expire on their own within hours)."""
+    try:
+        _forget_phone_keys(client, phones)
+    except redis.RedisError as exc:
+        log.warning("could not delete the Redis keys of an erased phone: %s", exc)
+        return False
+    return True
+
+
+def _forget_phone_keys(client: redis.Redis, phones: Iterable[str]) -> int:
     forms = {form for phone in phones for form in _variants(phone)}
     if not forms:
         return 0

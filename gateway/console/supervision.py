@@ -61,6 +61,9 @@ def _person(request: Request, viewer: Viewer, form: dict[str, str]) -> tuple[int
             except ErasureRefused as exc:
                 audit(session, viewer.username, "privacy.erase_refused", "person", target, scope)
                 return 403, {"error": str(exc), "form": form, "found": None}
+            if not holdings.cases and not holdings.contacts:
+                message = "No hay datos de esta persona en sus áreas."
+                return 404, {"error": message, "form": form, "found": None}
             touched: dict[str, object] = {**erasure.touched, **scope}
             audit(session, viewer.username, "privacy.erase", "person", target, touched)
         else:
@@ -76,9 +79,9 @@ def _person(request: Request, viewer: Viewer, form: dict[str, str]) -> tuple[int
                 else None,
             }
     # The registry's part is committed; now Redis and the providers (never a reason to undo it).
-    forget_phone_keys(rt.redis, erasure.phones)
+    redis_cleared = forget_phone_keys(rt.redis, erasure.phones)
     providers = delete_recordings(rt.settings.env, erasure.recordings)
-    if erasure.recordings:
+    if erasure.recordings or not redis_cleared:
         with rt.sessions() as session, session.begin():
             audit(
                 session,
@@ -89,6 +92,7 @@ def _person(request: Request, viewer: Viewer, form: dict[str, str]) -> tuple[int
                 {
                     "deleted": len(providers.deleted),
                     "manual": providers.manual + providers.failed,
+                    "redis_cleared": redis_cleared,
                 },
             )
     return 200, {
@@ -98,6 +102,7 @@ def _person(request: Request, viewer: Viewer, form: dict[str, str]) -> tuple[int
         "erased": touched,
         "manual": providers.manual + providers.failed,
         "recordings_deleted": len(providers.deleted),
+        "redis_cleared": redis_cleared,
     }
 
 

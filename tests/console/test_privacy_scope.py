@@ -62,6 +62,11 @@ def test_hab_supervisor_neither_exports_nor_erases_an_alim_citizen(
         )
         assert refused.status_code == 403
         assert "solo un administrador" in refused.text and "No se borró nada" in refused.text
+    unknown = client.post(
+        "/console/privacy",
+        data={"csrf_token": csrf, "national_id": "11222333", "action": "erase", "confirm": "yes"},
+    )
+    assert unknown.status_code == 404 and "No hay datos de esta persona" in unknown.text
     assert _rows(db_url) == before
     tables.pop("audit_events")
     after = counts(db_url)
