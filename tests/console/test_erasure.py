@@ -188,7 +188,7 @@ def test_erasing_a_person_leaves_nothing_of_them(
     assert {r.action for r in rows} == {"privacy.erase", "privacy.erase_recordings"}
     assert all(re.fullmatch(r"person:[0-9a-f]{16}", r.target_id) for r in rows)
     manual = next(r for r in rows if r.action == "privacy.erase_recordings").detail
-    assert manual == {"deleted": 2, "manual": [AT_RECORDING]}
+    assert manual == {"deleted": 2, "manual": [AT_RECORDING], "redis_cleared": True}
     connection.close()
 
 
