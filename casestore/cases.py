@@ -323,9 +323,12 @@ def audit(
     )
 
 
-def duplicate_candidates(session: Session, case: Case, window_days: int) -> list[Case]:
+def duplicate_candidates(
+    session: Session, case: Case, window_days: int, departments: Collection[str] | None
+) -> list[Case]:
     """The same citizen's other open requests in the same category within the window,
-    from any channel: the same phone, or the same national ID when one was recorded."""
+    from any channel: the same phone, or the same national ID when one was recorded; only
+    cases these departments may see (None: every department)."""
     if case.contact_id is None and not case.national_id:
         return []
     same_person = []
@@ -337,7 +340,7 @@ def duplicate_candidates(session: Session, case: Case, window_days: int) -> list
     until = case.created_at + timedelta(days=window_days)
     return list(
         session.scalars(
-            select(Case)
+            visible(departments)
             .where(
                 Case.id != case.id,
                 or_(*same_person),

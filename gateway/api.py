@@ -22,8 +22,9 @@ from casestore.cases import (
     list_cases,
 )
 from casestore.config import Config
-from casestore.models import Case, Contact, Operator, Survey
+from casestore.models import Case, Contact, Operator, Role, Survey
 from casestore.operators import operator_departments, operator_for_token
+from casestore.people import shown_phone
 from casestore.status import IllegalTransition, UnknownStatus
 from feedback.scores import follow_ups, scores
 from gateway.forms import BadRequest, read_body
@@ -73,7 +74,7 @@ def case_json(case: Case, contact: Contact | None) -> dict[str, Any]:
         "resolved_at": rfc3339(case.resolved_at),
         "closed_at": rfc3339(case.closed_at),
         "citizen": {
-            "phone": contact.phone if contact else None,
+            "phone": shown_phone(contact),
             "name": case.citizen_name,
             "national_id": case.national_id,
         },
@@ -303,12 +304,15 @@ def survey_scores_view(request: Request) -> Response:
 
 
 def survey_follow_ups_view(request: Request) -> Response:
-    """Low scores waiting for a supervisor's follow-up, oldest first."""
+    """Low scores waiting for a supervisor's follow-up, oldest first (supervisors and admins,
+    their departments only)."""
     rt = _runtime(request)
     with rt.sessions() as session, session.begin():
         operator = _authenticate(session, request)
         if operator is None:
             return error(401, "missing or invalid bearer token", **UNAUTHORIZED)
+        if operator.role not in (Role.SUPERVISOR.value, Role.ADMIN.value):
+            return error(403, "follow-ups are for supervisors and admins")
         items = [
             {
                 "tracking_number": case.tracking_number,

@@ -22,8 +22,6 @@ from typing import Any, Protocol
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client as TwilioClient
 
 from gateway.senders import (
     SendError,
@@ -32,6 +30,7 @@ from gateway.senders import (
     _scrub,
     optional_env,
     required_env,
+    twilio_rest_client,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,14 +77,9 @@ class TwilioCaller:
     ) -> None:
         self.from_number = from_number
         self._secrets = (auth_token,)
-        self._client: Any = TwilioClient(
-            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
+        self._client: Any = twilio_rest_client(
+            account_sid, auth_token, api_base_url=api_base_url, timeout=timeout
         )
-        # As in gateway.senders: TWILIO_EDGE / TWILIO_REGION would rewrite the host.
-        self._client.edge = None
-        self._client.region = None
-        if api_base_url:
-            self._client.api.base_url = api_base_url.rstrip("/")
 
     def place_call(self, to: str, *, url: str | None, status_callback: str | None) -> CallResult:
         if not url:
@@ -237,6 +231,52 @@ class OutboxCaller:
             self.records.append(RecordedCall(ref, to, url))
         logger.info("outbox recorded call %s", ref)
         return CallResult(provider_ref=ref, status="recorded")
+
+
+class TwilioRecordings:
+    """Call recordings Twilio keeps for an account: listed per call and deleted on erasure."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        api_base_url: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._secrets = (auth_token,)
+        self._client: Any = twilio_rest_client(
+            account_sid, auth_token, api_base_url=api_base_url, timeout=timeout
+        )
+
+    def of_call(self, call_sid: str) -> list[str]:
+        """The recording SIDs of one call (GET …/Recordings.json?CallSid=…)."""
+        try:
+            return [str(r.sid) for r in self._client.recordings.list(call_sid=call_sid)]
+        except TwilioException as exc:
+            raise SendError(_scrub(str(exc), self._secrets), retryable=True) from None
+        except requests.RequestException as exc:
+            raise _network_error("twilio", exc, self._secrets) from None
+
+    def delete(self, recording_sid: str) -> None:
+        """Delete one recording (DELETE …/Recordings/RE….json); one already gone is fine."""
+        try:
+            self._client.recordings(recording_sid).delete()
+        except TwilioRestException as exc:
+            if exc.status != 404:
+                raise SendError(_scrub(str(exc), self._secrets), retryable=True) from None
+        except TwilioException as exc:
+            raise SendError(_scrub(str(exc), self._secrets), retryable=True) from None
+        except requests.RequestException as exc:
+            raise _network_error("twilio", exc, self._secrets) from None
+
+
+def recordings_from_env(env: Mapping[str, str]) -> TwilioRecordings | None:
+    """Twilio's recordings API for this deployment, or None without a Twilio account."""
+    sid, token = optional_env(env, "TWILIO_ACCOUNT_SID"), optional_env(env, "TWILIO_AUTH_TOKEN")
+    if sid is None or token is None:
+        return None
+    return TwilioRecordings(sid, token, api_base_url=optional_env(env, "TWILIO_API_BASE_URL"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -255,6 +255,24 @@ class _AiohttpTwilioClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is
             return TwilioResponse(response.status, text, response.headers)
 
 
+def twilio_rest_client(
+    account_sid: str, auth_token: str, *, api_base_url: str | None, timeout: float
+) -> Any:
+    """The official SDK's client for api.twilio.com, or for TWILIO_API_BASE_URL when set."""
+    client: Any = TwilioClient(
+        account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
+    )
+    # Only the variables in our contract configure the client: TWILIO_EDGE / TWILIO_REGION
+    # read from os.environ would rewrite the host, even the one of TWILIO_API_BASE_URL.
+    client.edge = None
+    client.region = None
+    if api_base_url:
+        # twilio 9.13: every api.twilio.com resource builds its URL from the Api domain's
+        # `base_url` (twilio/base/domain.py, Domain.absolute_url), and `client.api` is cached.
+        client.api.base_url = api_base_url.rstrip("/")
+    return client
+
+
 class TwilioSender:
     """Sends through Twilio's Messages API with the official SDK."""
 
@@ -271,17 +289,9 @@ class TwilioSender:
     ) -> None:
         self.from_number = from_number
         self._secrets = (auth_token,)
-        self._client: Any = TwilioClient(
-            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
+        self._client: Any = twilio_rest_client(
+            account_sid, auth_token, api_base_url=api_base_url, timeout=timeout
         )
-        # Only the variables in our contract configure the client: TWILIO_EDGE / TWILIO_REGION
-        # read from os.environ would rewrite the host, even the one of TWILIO_API_BASE_URL.
-        self._client.edge = None
-        self._client.region = None
-        if api_base_url:
-            # twilio 9.13: every api.twilio.com resource builds its URL from the Api domain's
-            # `base_url` (twilio/base/domain.py, Domain.absolute_url), and `client.api` is cached.
-            self._client.api.base_url = api_base_url.rstrip("/")
         # The same SDK client for `create_async`, on a pooled aiohttp session.
         self._pool = _LoopSession(timeout)
         self._async_client: Any = TwilioClient(

@@ -44,6 +44,10 @@ PROVIDERS = ("twilio", "africastalking")
 
 _TWILIO_MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 _TWILIO_CALLS = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Calls\.json$")
+_TWILIO_RECORDINGS = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Recordings\.json$")
+_TWILIO_RECORDING = re.compile(
+    r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Recordings/(?P<rec>[^/]+?)(?:\.json)?$"
+)
 _AT_NUMBER = re.compile(r"^\+\d{6,15}$")
 
 
@@ -88,6 +92,16 @@ class FakeCall:
     from_: str | None
     ref: str  # CA… sid / ATVId_… sessionId
     form: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FakeRecording:
+    """A call recording Twilio keeps (add one with `add_recording`)."""
+
+    sid: str  # RE…
+    call_sid: str
+    url: str  # as a RecordingUrl webhook field carries it (api.twilio.com, no extension)
+    date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -162,6 +176,8 @@ class FakeProvider:
         self.requests: list[RecordedRequest] = []
         self.messages: list[FakeMessage] = []
         self.calls: list[FakeCall] = []
+        self.recordings: list[FakeRecording] = []  # those not deleted
+        self.deleted_recordings: list[str] = []  # sids a DELETE removed
         self._scripted: dict[str, deque[_Scripted]] = {p: deque() for p in PROVIDERS}
         # Seconds every unscripted answer is held back, after the request is recorded and its
         # message accepted: a slow provider (a worker can die while waiting for the answer).
@@ -241,12 +257,25 @@ class FakeProvider:
             for _ in range(times):
                 self._scripted[provider].append(_Scripted(status, body, delay))
 
+    def add_recording(self, call_sid: str) -> FakeRecording:
+        """Keep a recording of `call_sid`, as Twilio does after <Record> or a recorded call."""
+        sid = "RE" + secrets.token_hex(16)
+        url = (
+            f"https://api.twilio.com/2010-04-01/Accounts/{self.twilio_account_sid}/Recordings/{sid}"
+        )
+        recording = FakeRecording(sid, call_sid, url)
+        with self._lock:
+            self.recordings.append(recording)
+        return recording
+
     def reset(self) -> None:
         """Forget recorded requests, messages, calls and scripted answers."""
         with self._lock:
             self.requests.clear()
             self.messages.clear()
             self.calls.clear()
+            self.recordings.clear()
+            self.deleted_recordings.clear()
             for queue in self._scripted.values():
                 queue.clear()
 
@@ -301,7 +330,12 @@ class FakeProvider:
                 supplied = base64.b64decode(header[6:], validate=True)
             except ValueError:
                 supplied = b""
-        match = _TWILIO_MESSAGES.match(path) or _TWILIO_CALLS.match(path)
+        match = (
+            _TWILIO_MESSAGES.match(path)
+            or _TWILIO_CALLS.match(path)
+            or _TWILIO_RECORDINGS.match(path)
+            or _TWILIO_RECORDING.match(path)
+        )
         path_sid = match.group("sid") if match else self.twilio_account_sid
         if not secrets.compare_digest(supplied, expected) or path_sid != self.twilio_account_sid:
             return _twilio_error(401, 20003, "Authenticate")
@@ -318,6 +352,11 @@ class FakeProvider:
             return _twilio_error(405, 20004, "Method not allowed")
         if _TWILIO_CALLS.match(path) and method == "POST":
             return self._twilio_create_call(form)
+        if _TWILIO_RECORDINGS.match(path) and method == "GET":
+            return self._twilio_list_recordings(path, query)
+        one = _TWILIO_RECORDING.match(path)
+        if one and method in ("GET", "DELETE"):
+            return self._twilio_recording(method, path, one.group("rec"))
         return _twilio_error(404, 20404, f"The requested resource {path} was not found")
 
     def _twilio_create_message(self, form: dict[str, str]) -> _Reply:
@@ -396,6 +435,60 @@ class FakeProvider:
                 "uri": f"{path}?PageSize={page_size}&Page=0",
             },
         )
+
+    def _twilio_recording_json(self, recording: FakeRecording) -> dict[str, Any]:
+        account = self.twilio_account_sid
+        created = _rfc2822(recording.date_created)
+        return {
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "call_sid": recording.call_sid,
+            "channels": 1,
+            "date_created": created,
+            "date_updated": created,
+            "duration": "12",
+            "sid": recording.sid,
+            "source": "RecordVerb",
+            "status": "completed",
+            "uri": f"/2010-04-01/Accounts/{account}/Recordings/{recording.sid}.json",
+        }
+
+    def _twilio_list_recordings(self, path: str, query: dict[str, str]) -> _Reply:
+        with self._lock:
+            found = [
+                r
+                for r in self.recordings
+                if "CallSid" not in query or r.call_sid == query["CallSid"]
+            ]
+        found.sort(key=lambda r: r.date_created, reverse=True)
+        page_size = int(query.get("PageSize", "50") or 50)
+        items = [self._twilio_recording_json(r) for r in found[:page_size]]
+        return _json_reply(
+            200,
+            {
+                "recordings": items,
+                "end": max(len(items) - 1, 0),
+                "first_page_uri": f"{path}?PageSize={page_size}&Page=0",
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": page_size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": f"{path}?PageSize={page_size}&Page=0",
+            },
+        )
+
+    def _twilio_recording(self, method: str, path: str, sid: str) -> _Reply:
+        with self._lock:
+            recording = next((r for r in self.recordings if r.sid == sid), None)
+            if recording is not None and method == "DELETE":
+                self.recordings.remove(recording)
+                self.deleted_recordings.append(sid)
+        if recording is None:
+            return _twilio_error(404, 20404, f"The requested resource {path} was not found")
+        if method == "DELETE":
+            return _Reply(204, b"", "application/json")
+        return _json_reply(200, self._twilio_recording_json(recording))
 
     def _twilio_create_call(self, form: dict[str, str]) -> _Reply:
         to, sender = form.get("To", ""), form.get("From", "")

@@ -29,7 +29,7 @@ from casestore.cases import (
 )
 from casestore.limited import count_limited_numbers
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
-from casestore.people import link_person, links_for_case
+from casestore.people import link_person, links_for_case, shown_phone
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus, is_overdue
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
@@ -138,7 +138,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
         window = int(rt.config.raw.get("console", {}).get("duplicate_window_days", 14))
         duplicates = [
             {"tracking": d.tracking_number, "channel": d.channel, "description": d.description}
-            for d in duplicate_candidates(session, case, window)
+            for d in duplicate_candidates(session, case, window, viewer.departments)
         ]
         colleagues = session.scalars(
             select(Operator)
@@ -147,7 +147,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             .order_by(Operator.username)
         ).all()
         assigned = session.get(Operator, case.assigned_to_id) if case.assigned_to_id else None
-        sharing, person_phones = links_for_case(session, case)
+        sharing, person_phones = links_for_case(session, case, viewer.departments)
         now = utcnow()
         return {
             "case": case,
@@ -164,7 +164,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             else None,
             "allowed": sorted(s.value for s in TRANSITIONS[CaseStatus(case.status)]),
             "error": None,
-            "phone": contact.phone if contact else None,
+            "phone": shown_phone(contact),
             "events": [
                 {
                     "kind": e.kind,

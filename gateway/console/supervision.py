@@ -13,9 +13,16 @@ from starlette.routing import Route
 
 from casestore.cases import audit, get_case
 from casestore.models import AuditEvent, CallbackRequest, Operator
-from casestore.privacy import erase_person, export_person, find_person
+from casestore.privacy import (
+    ErasureRefused,
+    erase_person,
+    export_person,
+    find_person,
+    opaque_target,
+)
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
+from gateway.erasure import delete_recordings, forget_phone_keys
 from gateway.forms import BadRequest, form_id
 from sms.phone import PhoneError, contact_key, normalise_phone
 
@@ -38,25 +45,66 @@ def _person(request: Request, viewer: Viewer, form: dict[str, str]) -> tuple[int
     if phone is None and national_id is None:
         return 400, {"error": "Indique un teléfono o un DNI.", "form": form, "found": None}
     action = form.get("action", "find")
+    if action not in ("find", "export", "erase"):
+        return 400, {"error": "Acción desconocida.", "form": form, "found": None}
+    # Audit rows name no one: a phone or DNI written there would outlive the erasure.
+    target = opaque_target()
     with rt.sessions() as session, session.begin():
-        holdings = find_person(session, phone=phone, national_id=national_id)
-        target = phone or f"dni:{national_id}"
+        holdings = find_person(
+            session, phone=phone, national_id=national_id, departments=viewer.departments
+        )
+        scope: dict[str, object] = {"tracking_numbers": [c.tracking_number for c in holdings.cases]}
         if action == "erase":
             if form.get("confirm") != "yes":
                 return 400, {"error": "Confirme el borrado.", "form": form, "found": None}
-            touched: dict[str, object] = dict(erase_person(session, holdings))
-            audit(session, viewer.username, "privacy.erase", "person", target, dict(touched))
-            return 200, {"error": None, "form": {}, "found": None, "erased": touched}
-        exported = export_person(session, holdings)
-        audit(session, viewer.username, f"privacy.{action}", "person", target)
-        return 200, {
-            "error": None,
-            "form": form,
-            "found": exported,
-            "export": json.dumps(exported, ensure_ascii=False, indent=2)
-            if action == "export"
-            else None,
-        }
+            try:
+                erasure = erase_person(session, holdings)
+            except ErasureRefused as exc:
+                audit(session, viewer.username, "privacy.erase_refused", "person", target, scope)
+                return 403, {"error": str(exc), "form": form, "found": None}
+            if not holdings.cases and not holdings.contacts:
+                message = "No hay datos de esta persona en sus áreas."
+                return 404, {"error": message, "form": form, "found": None}
+            touched: dict[str, object] = {**erasure.touched, **scope}
+            audit(session, viewer.username, "privacy.erase", "person", target, touched)
+        else:
+            exported = export_person(session, holdings)
+            audit(session, viewer.username, f"privacy.{action}", "person", target, scope)
+            return 200, {
+                "error": None,
+                "form": form,
+                "found": exported,
+                "nothing": not holdings.cases and not holdings.contacts,
+                "export": json.dumps(exported, ensure_ascii=False, indent=2)
+                if action == "export"
+                else None,
+            }
+    # The registry's part is committed; now Redis and the providers (never a reason to undo it).
+    redis_cleared = forget_phone_keys(rt.redis, erasure.phones)
+    providers = delete_recordings(rt.settings.env, erasure.recordings)
+    if erasure.recordings or not redis_cleared:
+        with rt.sessions() as session, session.begin():
+            audit(
+                session,
+                viewer.username,
+                "privacy.erase_recordings",
+                "person",
+                target,
+                {
+                    "deleted": len(providers.deleted),
+                    "manual": providers.manual + providers.failed,
+                    "redis_cleared": redis_cleared,
+                },
+            )
+    return 200, {
+        "error": None,
+        "form": {},
+        "found": None,
+        "erased": touched,
+        "manual": providers.manual + providers.failed,
+        "recordings_deleted": len(providers.deleted),
+        "redis_cleared": redis_cleared,
+    }
 
 
 @login_required

@@ -5,6 +5,7 @@ Screenshots are kept under test-artifacts/console/ for people to look at.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -31,6 +32,7 @@ PASSWORD = "clave-segura-de-prueba"
 class Live:
     url: str
     db_url: str
+    env: dict[str, str]
 
 
 def _ventanilla(*args: str, env: dict[str, str], stdin: str | None = None) -> None:
@@ -77,7 +79,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         ("+5491155550402", "Se inundo la casa, necesito colchones"),
     ]:
         httpx.post(url + "/simulator", data={"phone": phone, "text": text}, timeout=10)
-    yield Live(url, db_url)
+    yield Live(url, db_url, env)
     server.terminate()
     server.wait(timeout=10)
     log.close()
@@ -202,3 +204,38 @@ def test_duplicate_request_is_merged(page: Page, live: Live) -> None:
     )
     spaced = f"{first.tracking_number[:4]} {first.tracking_number[4:8]} {first.tracking_number[8:]}"
     assert spaced in status.text
+
+
+def test_privacy_page_sees_only_the_supervisors_departments(page: Page, live: Live) -> None:
+    _ventanilla("operator", "add", "hugo", "--role", "supervisor", "--department", "HAB",
+                "--password-stdin", env=live.env, stdin=PASSWORD + "\n")  # fmt: skip
+    page.goto(live.url + "/console")
+    page.get_by_label("Usuario").fill("hugo")
+    page.get_by_label("Contraseña").fill(PASSWORD)
+    page.get_by_role("button", name="Ingresar").click()
+    page.goto(live.url + "/console/privacy")
+    # The ALIM citizen: nothing to see, export empty, no erase button.
+    page.get_by_label("Teléfono").fill("+5491155550401")
+    page.get_by_role("button", name="Buscar").click()
+    expect(page.get_by_role("status")).to_contain_text("No hay datos de esta persona en sus áreas")
+    expect(page.get_by_role("button", name="Borrar datos")).to_have_count(0)
+    shot(page, "07-privacy-other-department")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Exportar (JSON)").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["cases"] == [] and exported["contacts"] == []
+    assert "tarjeta" not in json.dumps(exported)
+    # The HAB citizen: found, and erased with the confirmation.
+    page.get_by_label("Teléfono").fill("+5491155550402")
+    page.get_by_role("button", name="Buscar").click()
+    expect(page.get_by_text("1 pedidos")).to_be_visible()
+    page.get_by_label("Confirmo que la persona pidió borrar sus datos").check()
+    page.get_by_role("button", name="Borrar datos").click()
+    expect(page.get_by_role("status")).to_contain_text("Datos borrados: 1 pedidos")
+    shot(page, "08-privacy-erased")
+    with Db(live.db_url) as db:
+        cases = {c.department: c for c in db.cases() if c.department in ("ALIM", "HAB")}
+        phones = {c.phone for c in db.contacts()}
+    assert cases["HAB"].description == "[borrado]"
+    assert "tarjeta alimentar" in cases["ALIM"].description.lower()
+    assert "+5491155550402" not in phones and "+5491155550401" in phones
