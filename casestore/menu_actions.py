@@ -7,6 +7,7 @@ provider. Every inbound step is recorded as an Interaction keyed by the provider
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,7 +17,13 @@ from sqlalchemy.orm import Session
 from casestore import sla
 from casestore.config import Config
 from casestore.inbound import Inbound
-from casestore.intake import open_case, record_inbound, record_limit_hit, upsert_contact
+from casestore.intake import (
+    TrackingTaken,
+    open_case,
+    record_inbound,
+    record_limit_hit,
+    upsert_contact,
+)
 from casestore.models import (
     CallbackRequest,
     Case,
@@ -30,6 +37,7 @@ from casestore.tracking import format_tracking
 from sms.conversation import render_reply
 from sms.phone import can_receive_sms, contact_key
 
+log = logging.getLogger(__name__)
 CALLBACK_DUE = timedelta(hours=4)
 URGENT_CALLBACK_DUE = timedelta(minutes=15)
 
@@ -63,10 +71,13 @@ def open_case_by_keypad(
     language: str,
     sms_provider: str,
     now: datetime,
+    number: str | None = None,
 ) -> Opened:
     """Open a case from the menu and queue its SMS copy (USSD screens and calls vanish).
 
     Idempotent on (provider, provider_ref): a repeated step returns the case already opened.
+    `number` is a tracking number the citizen was already given (a request kept in the
+    gateway's spool during a database outage and replayed now).
     """
     conn = session.connection()
     existing = session.execute(
@@ -106,21 +117,32 @@ def open_case_by_keypad(
             language=language,
             sms_provider=sms_provider,
             now=now,
+            number=number,
         )
-    case_id, number = open_case(
-        conn,
-        contact_id=contact_id,
-        channel=channel,
-        category=chosen.code,
-        department=chosen.department,
-        urgent=urgent or chosen.urgent,
-        description=text,
-        language=language,
-        now=now,
-        length=config.tracking_length,
-        interaction_id=interaction_id,
-        due=sla.due_at(config.raw, config.timezone, now, chosen.code, urgent or chosen.urgent),
-    )
+
+    def open_with(wanted: str | None) -> tuple[int, str]:
+        return open_case(
+            conn,
+            contact_id=contact_id,
+            channel=channel,
+            category=chosen.code,
+            department=chosen.department,
+            urgent=urgent or chosen.urgent,
+            description=text,
+            language=language,
+            now=now,
+            length=config.tracking_length,
+            interaction_id=interaction_id,
+            due=sla.due_at(config.raw, config.timezone, now, chosen.code, urgent or chosen.urgent),
+            number=wanted,
+        )
+
+    try:
+        case_id, number = open_with(number)
+    except TrackingTaken:
+        # Two gateways' spools drew the same number (1 in 10^8): keep the request all the same.
+        log.warning("spooled tracking number already in use; the case gets a new one")
+        case_id, number = open_with(None)
     session.get(Interaction, interaction_id).case_id = case_id  # type: ignore[union-attr]
     sms_copy = phone is not None and can_receive_sms(contact_key(phone))
     if sms_copy and phone is not None:
