@@ -64,7 +64,7 @@ class Spool:
     # ------------------------------------------------------------------ writing
 
     def _open_append(self) -> int:
-        return os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
 
     def _scan(self, fd: int) -> None:
         """Read what was appended since the last scan (the caller holds the journal lock)."""
@@ -228,7 +228,7 @@ class Spool:
 
     def _reject(self, line: bytes, reason: str, reject: Callable[[bytes, str], None]) -> None:
         entry = {"reason": reason, "record": line.decode("utf-8", "replace").rstrip("\n")}
-        fd = os.open(self.rejected, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.rejected, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, json.dumps(entry, ensure_ascii=False).encode() + b"\n")
             os.fsync(fd)
