@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select, update
 
 from casestore import sla
 from casestore.config import Config
@@ -22,12 +22,17 @@ from casestore.intake import (
     _stored_reply,
     add_event,
     cases,
+    events,
+    interactions,
     open_case,
+    outbox,
     process_sms,
     record_inbound,
     statements,
     upsert_contact,
 )
+from casestore.models import MessageStatus
+from casestore.tracking import format_tracking
 from sms.conversation import Action, Decision
 from sms.phone import contact_key
 
@@ -54,7 +59,12 @@ def replay_sms(
     contact = upsert_contact(conn, contact_key(inbound.phone), now, inbound.channel)
     inbound_id = record_inbound(conn, inbound, contact.id)
     if inbound_id is None:
-        return _stored_reply(conn, inbound)
+        stored = _stored_reply(conn, inbound)
+        if request.reply_inline and stored.case_id is not None:
+            # Stored just before the cut, but the answer that reached the citizen came from
+            # the spool: the case takes the number the citizen holds.
+            adopt_number(conn, inbound.provider, inbound.provider_ref, number)
+        return stored
     language = config.language_or_default(plan.language)
     existing = conn.execute(
         select(cases.c.id, cases.c.contact_id).where(cases.c.tracking_number == number)
@@ -112,3 +122,44 @@ def replay_sms(
     return IntakeResult(
         duplicate=False, reply=reply, tracking_number=number, case_id=case_id, action=action.value
     )
+
+
+def adopt_number(conn: Connection, provider: str, provider_ref: str, number: str) -> bool:
+    """Give the case this contact opened the spooled `number` the citizen was told.
+
+    Happens when the database committed a contact but the connection broke before the gateway
+    heard of it, so the gateway spooled it and answered with a spooled number. Only a case this
+    very contact opened is renumbered (nobody else was told its number); its automatic reply
+    and pending receipts are rewritten to match. True when the case was renumbered.
+    """
+    row = conn.execute(
+        select(interactions.c.id, cases.c.id.label("case_id"), cases.c.tracking_number)
+        .join(cases, cases.c.id == interactions.c.case_id)
+        .join(
+            events,
+            (events.c.case_id == cases.c.id)
+            & (events.c.kind == "created")
+            & (events.c.interaction_id == interactions.c.id),
+        )
+        .where(interactions.c.provider == provider, interactions.c.provider_ref == provider_ref)
+    ).first()
+    if row is None or row.tracking_number == number:
+        return False
+    taken = conn.execute(select(cases.c.id).where(cases.c.tracking_number == number)).first()
+    if taken is not None:
+        log.warning("spooled tracking number already in use; the case keeps its own")
+        return False
+    old, new = format_tracking(row.tracking_number), format_tracking(number)
+    conn.execute(update(cases).where(cases.c.id == row.case_id).values(tracking_number=number))
+    conn.execute(
+        update(interactions)
+        .where(interactions.c.case_id == row.case_id, interactions.c.direction == "out")
+        .values(text=func.replace(interactions.c.text, old, new))
+    )
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.case_id == row.case_id, outbox.c.status == MessageStatus.PENDING.value)
+        .values(body=func.replace(outbox.c.body, old, new))
+    )
+    log.warning("a contact stored as the connection broke takes its spooled tracking number")
+    return True

@@ -21,7 +21,7 @@ from casestore import menu_actions
 from casestore.db import is_unreachable
 from casestore.inbound import Inbound, IntakeResult
 from casestore.intake import IntakeRequest
-from casestore.spooled import replay_sms
+from casestore.spooled import adopt_number, replay_sms
 from gateway.spool import Record, Spool, StopReplay
 from sms.conversation import Plan, classify_sms, render_reply
 
@@ -171,7 +171,7 @@ def _replay_sms(rt: Runtime, record: Record) -> None:
 
 def _replay_menu(rt: Runtime, record: Record) -> None:
     with rt.sessions() as session, session.begin():
-        menu_actions.open_case_by_keypad(
+        opened = menu_actions.open_case_by_keypad(
             session,
             rt.config,
             phone=record["phone"],
@@ -187,6 +187,13 @@ def _replay_menu(rt: Runtime, record: Record) -> None:
             now=datetime.fromisoformat(str(record["received_at"])),
             number=str(record["number"]),
         )
+        if opened.duplicate:  # stored as the connection broke: the screen showed the spool's
+            adopt_number(
+                session.connection(),
+                str(record["provider"]),
+                str(record["provider_ref"]),
+                str(record["number"]),
+            )
 
 
 def database_reachable(rt: Runtime) -> bool:

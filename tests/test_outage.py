@@ -166,3 +166,23 @@ def test_voice_new_request_finished_during_an_outage_is_kept(down: Outage) -> No
     with Db(down.db_url) as db:
         (case,) = db.cases()
         assert (case.tracking_number, case.channel) == (number, "voice")
+
+
+def test_a_contact_stored_as_the_connection_broke_takes_the_number_it_was_answered_with(
+    down: Outage,
+) -> None:
+    # The database commits, the answer never reaches Twilio, Twilio retries during the cut and
+    # the spool answers with its own number: that is the number the citizen holds.
+    form = twilio_form("no tenemos gas hace 3 dias", sender="+5491155550204")
+    first = tracking_in(message(post_twilio(down.client, form)))
+    down.cut()
+    held = tracking_in(message(post_twilio(down.client, form)))
+    assert held != first
+    down.restore()
+    down.replay()
+    with Db(down.db_url) as db:
+        (case,) = db.cases()
+        assert case.tracking_number == held
+        (reply,) = [i for i in db.interactions() if i.direction == "out"]
+        assert tracking_in(reply.text) == held
+    assert tracking_in(message(post_twilio(down.client, form))) == held
