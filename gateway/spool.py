@@ -69,7 +69,10 @@ class Spool:
     def _scan(self, fd: int) -> None:
         """Read what was appended since the last scan (the caller holds the journal lock)."""
         size = os.fstat(fd).st_size
-        if size < self._scanned:  # replayed and truncated: those contacts are in the database
+        if size < self._scanned or (
+            size > self._scanned > 0 and os.pread(fd, 1, self._scanned - 1) != b"\n"
+        ):
+            # Replayed and truncated (then perhaps written again): start over from the top.
             self._scanned = 0
             self._by_ref.clear()
             self._by_phone.clear()

@@ -7,8 +7,10 @@ runs `ventanilla serve` and kills it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +22,10 @@ from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from casestore.config import Config
-from gateway import outage
+from casestore.db import make_engine
+from gateway import outage, worker
 from gateway.app import create_app
+from gateway.redisconn import connect
 from gateway.runtime import Runtime
 from gateway.settings import load_settings
 from tests.conftest import PUBLIC_URL, app_env
@@ -186,3 +190,32 @@ def test_a_contact_stored_as_the_connection_broke_takes_the_number_it_was_answer
         (reply,) = [i for i in db.interactions() if i.direction == "out"]
         assert tracking_in(reply.text) == held
     assert tracking_in(message(post_twilio(down.client, form))) == held
+
+
+class CountingStop(threading.Event):
+    """The dispatcher's stop event, recording each wait and stopping after a few."""
+
+    def __init__(self, rounds: int) -> None:
+        super().__init__()
+        self.rounds = rounds
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(float(timeout or 0))
+        if len(self.waits) >= self.rounds:
+            self.set()
+        return self.is_set()
+
+
+def test_the_dispatcher_backs_off_quietly_while_the_database_is_down(
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = tmp_path / "ventanilla.db"
+    unreachable.mkdir()  # SQLite cannot open it
+    engine = make_engine(f"sqlite:///{unreachable}")
+    stop = CountingStop(rounds=6)
+    with caplog.at_level(logging.ERROR, logger="gateway.worker"):
+        worker._dispatch_loop(engine, worker.make_queue(connect(redis_url)), stop, 0.5, None, None)
+    engine.dispose()
+    assert stop.waits == sorted(stop.waits) and stop.waits[-1] > 8 * stop.waits[0]
+    assert len([r for r in caplog.records if r.name == "gateway.worker"]) == 1
