@@ -49,8 +49,8 @@ class Spool:
     """One spool directory: the journal, the replayer's offset, rejected records."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory = directory  # made on the first write: a gateway that never needs
+        # the spool starts on a read-only disk all the same
         self.journal = directory / JOURNAL
         self.offset_file = directory / OFFSET
         self.rejected = directory / REJECTED
@@ -64,6 +64,7 @@ class Spool:
     # ------------------------------------------------------------------ writing
 
     def _open_append(self) -> int:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         return os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
 
     def _scan(self, fd: int) -> None:
@@ -204,8 +205,10 @@ class Spool:
         replay stops); any other exception moves the record aside through `reject`.
         """
         done = 0
+        if not self.has_pending():
+            return 0
         with self._replay_lock() as mine:
-            if not mine or not self.has_pending():
+            if not mine:
                 return 0
             offset = self._read_offset()
             with open(self.journal, "rb") as f:
@@ -231,6 +234,7 @@ class Spool:
 
     def _reject(self, line: bytes, reason: str, reject: Callable[[bytes, str], None]) -> None:
         entry = {"reason": reason, "record": line.decode("utf-8", "replace").rstrip("\n")}
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.rejected, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, json.dumps(entry, ensure_ascii=False).encode() + b"\n")
