@@ -159,14 +159,14 @@ class Spool:
             with open(self.journal, "rb") as f:
                 f.seek(self._read_offset())
                 return sum(1 for line in f if line.endswith(b"\n"))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return 0
 
     def has_pending(self) -> bool:
         """True while anything is spooled (a drained journal is truncated to nothing)."""
         try:
             return self.journal.stat().st_size > 0
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return False
 
     def _read_offset(self) -> int:

@@ -45,9 +45,9 @@ async def store(request: Request, inbound: Inbound, reply_inline: bool) -> Intak
     rt = runtime(request)
     plan = classify_sms(inbound.text, rt.config)
     intake = IntakeRequest(inbound, plan, reply_inline)
+    if rt.spool.has_pending():  # an outage, or its replay still running: keep the order
+        return await _spool(rt, intake)
     try:
-        if rt.spool.has_pending():  # an outage, or its replay still running: keep the order
-            return await run_in_threadpool(outage.spool_sms, rt, intake)
         return await rt.intake.submit(intake)
     except StoreUnavailable:
         return await _spool(rt, intake)
@@ -57,7 +57,8 @@ async def store(request: Request, inbound: Inbound, reply_inline: bool) -> Intak
 
 
 async def _spool(rt: Runtime, intake: IntakeRequest) -> IntakeResult | None:
-    """The database is unreachable: keep the contact in the local spool (database outage)."""
+    """The database is unreachable (or the spool still holds contacts): keep the contact in
+    the local spool and answer as if stored (see gateway.outage)."""
     try:
         return await run_in_threadpool(outage.spool_sms, rt, intake)
     except OSError as exc:  # the spool's disk failed too: only now is the contact not kept
