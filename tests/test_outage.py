@@ -233,3 +233,19 @@ def test_only_a_contact_neither_stored_nor_spooled_is_answered_503(
     assert post_twilio(down.client, form).status_code == 503  # Twilio's fallback URL takes it
     down.restore()
     assert post_twilio(down.client, form).status_code == 200
+
+
+def test_a_keyword_during_an_outage_is_answered_by_sms_after_replay(down: Outage) -> None:
+    form = twilio_form("no tenemos gas hace 3 dias", sender="+5491155550206")
+    number = tracking_in(message(post_twilio(down.client, form)))
+    down.cut()
+    asked = post_twilio(down.client, twilio_form(f"ESTADO {number}", sender="+5491155550207"))
+    assert asked.status_code == 200
+    assert ET.fromstring(asked.text).find("Message") is None  # the registry is needed
+    down.restore()
+    down.replay()
+    with Db(down.db_url) as db:
+        assert len(db.cases()) == 1  # a status query opens nothing
+        (answer,) = db.outbox()
+        assert (answer.provider, answer.to_address) == ("twilio", "+5491155550207")
+        assert tracking_in(answer.body) == number
