@@ -32,6 +32,7 @@ from gateway.settings import load_settings
 from tests.conftest import PUBLIC_URL, app_env
 from tests.faults import TcpProxy
 from tests.gateway.test_ussd import Phone, tracking_in
+from tests.gateway.test_voice_africastalking import AtCall, _said
 from tests.gateway.test_voice_twilio import open_request
 from tests.helpers import Db, at_form, post_at, post_twilio, twilio_form
 
@@ -249,3 +250,18 @@ def test_a_keyword_during_an_outage_is_answered_by_sms_after_replay(down: Outage
         (answer,) = db.outbox()
         assert (answer.provider, answer.to_address) == ("twilio", "+5491155550207")
         assert tracking_in(answer.body) == number
+
+
+def test_africas_talking_voice_request_finished_during_an_outage_is_kept(down: Outage) -> None:
+    call = AtCall(down.client, "+5491155550208")
+    call.start()
+    call.press("1")
+    call.press("4")
+    down.cut()
+    spoken = re.sub(r"\D", "", _said(call.record()))
+    call.hang_up()
+    down.restore()
+    down.replay()
+    with Db(down.db_url) as db:
+        (case,) = db.cases()
+        assert case.channel == "voice" and case.tracking_number in spoken
