@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 DEFAULT_VAR_DIR = Path("var")
 
@@ -32,6 +33,14 @@ def normalise_url(raw: str) -> str:
     if backend == "sqlite":
         return url.set(drivername="sqlite").render_as_string(hide_password=False)
     raise ValueError(f"unsupported database URL scheme: {url.drivername}")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached (connection refused or lost, a
+    file that cannot be opened), not that it refused the data (that is a DataError)."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -65,6 +65,10 @@ DAY = timedelta(days=1)
 TRACKING_ATTEMPTS = 20
 
 
+class TrackingTaken(Exception):
+    """The tracking number asked for (one allocated during an outage) belongs to a case."""
+
+
 @dataclass(frozen=True)
 class IntakeRequest:
     """One inbound message plus how its reply travels: in the HTTP answer, or via the outbox."""
@@ -268,15 +272,20 @@ def open_case(
     actor: str = "citizen",
     interaction_id: int | None = None,
     due: datetime | None = None,
+    number: str | None = None,
 ) -> tuple[int, str]:
-    """Insert a case with a fresh random tracking number and its `created` event."""
-    for _ in range(TRACKING_ATTEMPTS):
-        number = tracking.generate(length)
+    """Insert a case with a fresh random tracking number and its `created` event.
+
+    With `number` (allocated while the database was unreachable) the case gets exactly that
+    number, or `TrackingTaken` is raised.
+    """
+    for _ in range(1 if number is not None else TRACKING_ATTEMPTS):
+        number_now = number if number is not None else tracking.generate(length)
         row = statements(conn).run(
             conn,
             "insert_case",
             {
-                "tracking_number": number,
+                "tracking_number": number_now,
                 "contact_id": contact_id,
                 "channel": channel,
                 "category": category,
@@ -304,7 +313,9 @@ def open_case(
                 interaction_id=interaction_id,
                 data={"channel": channel, "category": category, "urgent": urgent},
             )
-            return case_id, number
+            return case_id, number_now
+    if number is not None:
+        raise TrackingTaken(number)
     raise RuntimeError("could not find a free tracking number")  # pragma: no cover
 
 

@@ -7,6 +7,7 @@ provider. Every inbound step is recorded as an Interaction keyed by the provider
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from casestore import sla
 from casestore.config import Config
 from casestore.inbound import Inbound
 from casestore.intake import (
+    TrackingTaken,
     add_event,
     cases_today,
     count_new_case,
@@ -40,6 +42,7 @@ from casestore.tracking import format_tracking
 from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
 from sms.phone import can_receive_sms, contact_key
 
+log = logging.getLogger(__name__)
 CALLBACK_DUE = timedelta(hours=4)
 URGENT_CALLBACK_DUE = timedelta(minutes=15)
 
@@ -90,10 +93,13 @@ def open_case_by_keypad(
     language: str,
     sms_provider: str,
     now: datetime,
+    number: str | None = None,
 ) -> Opened:
     """Open a case from the menu and queue its SMS copy (USSD screens and calls vanish).
 
     Idempotent on (provider, provider_ref): a repeated step returns the case already opened.
+    `number` is a tracking number the citizen was already given (a request kept in the
+    gateway's spool during a database outage and replayed now).
     """
     conn = session.connection()
     existing = session.execute(
@@ -134,9 +140,13 @@ def open_case_by_keypad(
             language=language,
             sms_provider=sms_provider,
             now=now,
+            number=number,
         )
     is_urgent = urgent or chosen.urgent
-    joined = None if is_urgent else _case_to_join(session, config, contact, now)
+    # A request answered from the spool already has its number: it is never joined elsewhere.
+    joined = (
+        None if is_urgent or number is not None else _case_to_join(session, config, contact, now)
+    )
     if joined is not None:
         # Too many new cases today from this phone: the request joins its newest open case,
         # and the citizen is told so by SMS (urgent requests are never joined).
@@ -157,20 +167,30 @@ def open_case_by_keypad(
             "limit_cases" if "limit_cases" in config.templates.get(language, {}) else "joined"
         )
     else:
-        case_id, number = open_case(
-            conn,
-            contact_id=contact_id,
-            channel=channel,
-            category=chosen.code,
-            department=chosen.department,
-            urgent=is_urgent,
-            description=text,
-            language=language,
-            now=now,
-            length=config.tracking_length,
-            interaction_id=interaction_id,
-            due=sla.due_at(config.raw, config.timezone, now, chosen.code, is_urgent),
-        )
+
+        def open_with(wanted: str | None) -> tuple[int, str]:
+            return open_case(
+                conn,
+                contact_id=contact_id,
+                channel=channel,
+                category=chosen.code,
+                department=chosen.department,
+                urgent=is_urgent,
+                description=text,
+                language=language,
+                now=now,
+                length=config.tracking_length,
+                interaction_id=interaction_id,
+                due=sla.due_at(config.raw, config.timezone, now, chosen.code, is_urgent),
+                number=wanted,
+            )
+
+        try:
+            case_id, number = open_with(number)
+        except TrackingTaken:
+            # Two gateways' spools drew the same number (1 in 10^8): keep the request all the same.
+            log.warning("spooled tracking number already in use; the case gets a new one")
+            case_id, number = open_with(None)
         if contact is not None:
             statements(conn).run(
                 conn, "update_contact", {"b_id": contact.id, **count_new_case(contact, now)}

@@ -38,6 +38,10 @@ _SEPARATORS = re.compile(r"[ -]")
 
 _SYSTEM_RANDOM = secrets.SystemRandom()
 
+# Numbers allocated while the database is unreachable (the gateway's spool) start with this
+# digit and numbers the database allocates never do, so the two can never collide.
+SPOOL_LEADING_DIGIT = "9"
+
 TrackingStatus = Literal["ok", "mistyped", "malformed"]
 
 
@@ -76,16 +80,21 @@ def is_valid(digits: str) -> bool:
     return _is_ascii_digits(digits) and _damm_interim(digits) == 0
 
 
-def generate(length: int = DEFAULT_LENGTH, rng: random.Random | None = None) -> str:
+def generate(
+    length: int = DEFAULT_LENGTH, rng: random.Random | None = None, *, spooled: bool = False
+) -> str:
     """Return a new random tracking number of `length` digits (9 to 12), never starting with 0.
 
     Uses `secrets` unless `rng` (a `random.Random`, `secrets.SystemRandom` included) is given.
+    Numbers for the database start with 1 to 8; `spooled` ones (allocated during a database
+    outage) with `SPOOL_LEADING_DIGIT`.
     """
     if not MIN_LENGTH <= length <= MAX_LENGTH:
         raise ValueError(f"tracking number length must be {MIN_LENGTH} to {MAX_LENGTH}: {length}")
     source = rng if rng is not None else _SYSTEM_RANDOM
     # A leading 0 gets lost in spreadsheets and when a number is read aloud.
-    body = str(source.randint(1, 9)) + "".join(str(source.randint(0, 9)) for _ in range(length - 2))
+    first = SPOOL_LEADING_DIGIT if spooled else str(source.randint(1, 8))
+    body = first + "".join(str(source.randint(0, 9)) for _ in range(length - 2))
     return body + damm_check_digit(body)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from gateway import (
     console,
     missed_call,
     operator_leg,
+    outage,
     simulator,
     simulator_access,
     simulator_calls,
@@ -57,9 +59,12 @@ async def healthz(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     database = await run_in_threadpool(_check_database, rt)
     redis_state = await run_in_threadpool(_check_redis, rt)
+    spooled = await run_in_threadpool(rt.spool.pending)
     healthy = database == "ok" and redis_state == "ok"
+    # Contacts waiting in the spool: still serving (and accepting contacts), not yet all stored.
+    status = "ok" if healthy and not spooled else "degraded"
     return JSONResponse(
-        {"status": "ok" if healthy else "degraded", "database": database, "redis": redis_state},
+        {"status": status, "database": database, "redis": redis_state, "spooled": spooled},
         status_code=200 if healthy else 503,
     )
 
@@ -85,9 +90,15 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
         rt = build_runtime(settings, config)
         app.state.runtime = rt
         rt.intake.start()
+        replayer = asyncio.create_task(
+            outage.replay_forever(rt, outage.replay_interval(config.raw))
+        )
         try:
             yield
         finally:
+            replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await replayer
             rt.close()
 
     routes = [

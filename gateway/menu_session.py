@@ -14,9 +14,12 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import redis
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from casestore import menu_actions
+from casestore.db import is_unreachable
+from gateway import outage
 from ivr.hours import is_open
 from ivr.machine import Action, Context, Outcome, Screen, State, resume, start, step
 from ivr.menu import Menu
@@ -138,24 +141,9 @@ def perform(
     rt: Runtime, menu: Menu, call: Call, state: State, action: Action, now: datetime
 ) -> Outcome:
     """Do what the menu asked, in one transaction."""
+    if action.kind == "create_case":
+        return Outcome(tracking=_create_case(rt, menu, call, state, action, now))
     with rt.sessions() as session, session.begin():
-        if action.kind == "create_case":
-            opened = menu_actions.open_case_by_keypad(
-                session,
-                menu.config,
-                phone=call.phone,
-                channel=call.channel,
-                provider=call.provider,
-                provider_ref=f"{call.session_id}:{call.step_ref}",
-                category=action.category or menu.config.triage_category,
-                description=action.description,
-                recording_url=action.recording_url,
-                urgent=action.urgent,
-                language=state.language,
-                sms_provider=rt.settings.sms_provider,
-                now=now,
-            )
-            return Outcome(tracking=opened.tracking_number)
         if action.kind == "case_status":
             found = menu_actions.case_status(session, action.tracking or "")
             if found is None:
@@ -176,3 +164,47 @@ def perform(
             )
             return Outcome()
     raise ValueError(f"unknown menu action {action.kind!r}")
+
+
+def _create_case(
+    rt: Runtime, menu: Menu, call: Call, state: State, action: Action, now: datetime
+) -> str:
+    """Open the case the citizen finished describing; its tracking number. While the
+    database is unreachable (or the spool still holds contacts) the request is spooled."""
+    provider_ref = f"{call.session_id}:{call.step_ref}"
+    category = action.category or menu.config.triage_category
+    if not rt.spool.has_pending():
+        try:
+            with rt.sessions() as session, session.begin():
+                opened = menu_actions.open_case_by_keypad(
+                    session,
+                    menu.config,
+                    phone=call.phone,
+                    channel=call.channel,
+                    provider=call.provider,
+                    provider_ref=provider_ref,
+                    category=category,
+                    description=action.description,
+                    recording_url=action.recording_url,
+                    urgent=action.urgent,
+                    language=state.language,
+                    sms_provider=rt.settings.sms_provider,
+                    now=now,
+                )
+            return opened.tracking_number
+        except DBAPIError as exc:
+            if not is_unreachable(exc):
+                raise
+    return outage.spool_menu_case(
+        rt,
+        phone=call.phone,
+        channel=call.channel,
+        provider=call.provider,
+        provider_ref=provider_ref,
+        category=category,
+        description=action.description,
+        recording_url=action.recording_url,
+        urgent=action.urgent,
+        language=state.language,
+        now=now,
+    )

@@ -1,4 +1,5 @@
-"""What one gateway process holds: settings, config, the engine, the intake writer, Redis."""
+"""What one gateway process holds: settings, config, the engine, the intake writer, Redis,
+the spool."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from casestore.writer import GroupCommitWriter
 from gateway.menu_session import SessionStore
 from gateway.redisconn import connect
 from gateway.settings import Settings
+from gateway.spool import Spool, spool_dir
 from ivr.menu import Menu, load_menu
 
 
@@ -27,6 +29,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     intake: GroupCommitWriter[IntakeRequest, IntakeResult]
     menu: Menu
+    spool: Spool
     _redis: redis.Redis | None = field(default=None)
     _menu_store: SessionStore | None = field(default=None)
 
@@ -68,4 +71,5 @@ def build_runtime(settings: Settings, config: Config) -> Runtime:
         sessions=sessionmaker(engine, expire_on_commit=False),
         intake=writer,
         menu=load_menu(config),
+        spool=Spool(spool_dir(config.raw)),
     )

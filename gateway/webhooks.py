@@ -13,7 +13,8 @@ from starlette.routing import Route
 from casestore import outbox
 from casestore.inbound import Inbound, IntakeResult, StatusUpdate
 from casestore.intake import IntakeRequest
-from gateway import africastalking, twilio
+from casestore.writer import StoreUnavailable
+from gateway import africastalking, outage, twilio
 from gateway.forms import BadRequest, read_form
 from gateway.runtime import Runtime
 from sms.conversation import classify_sms
@@ -43,10 +44,25 @@ def unavailable() -> Response:
 async def store(request: Request, inbound: Inbound, reply_inline: bool) -> IntakeResult | None:
     rt = runtime(request)
     plan = classify_sms(inbound.text, rt.config)
+    intake = IntakeRequest(inbound, plan, reply_inline)
+    if rt.spool.has_pending():  # an outage, or its replay still running: keep the order
+        return await _spool(rt, intake)
     try:
-        return await rt.intake.submit(IntakeRequest(inbound, plan, reply_inline))
+        return await rt.intake.submit(intake)
+    except StoreUnavailable:
+        return await _spool(rt, intake)
     except Exception as exc:  # any failure to store: the provider must retry
         log.error("intake failed for %s message: %s", inbound.provider, type(exc).__name__)
+        return None
+
+
+async def _spool(rt: Runtime, intake: IntakeRequest) -> IntakeResult | None:
+    """The database is unreachable (or the spool still holds contacts): keep the contact in
+    the local spool and answer as if stored (see gateway.outage)."""
+    try:
+        return await run_in_threadpool(outage.spool_sms, rt, intake)
+    except OSError as exc:  # the spool's disk failed too: only now is the contact not kept
+        log.error("spool write failed: %s", exc)
         return None
 
 

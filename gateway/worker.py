@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from casestore import calls, outbox
 from casestore.cases import escalate_overdue
 from casestore.config import Config
+from casestore.db import is_unreachable
 from casestore.models import Survey, SurveyStatus
 from feedback.surveys import send_due_surveys
 from feedback.voice import follow_up as follow_up_voice_surveys
@@ -170,6 +171,9 @@ def _surveys_due(engine: Engine) -> bool:
     return due is not None
 
 
+OUTAGE_BACKOFF_MAX = 30.0
+
+
 def _dispatch_loop(
     engine: Engine,
     queue: Queue,
@@ -179,6 +183,7 @@ def _dispatch_loop(
     sms_provider: str | None,
 ) -> None:
     last_sweep = 0.0
+    failures = 0
     while not stop.is_set():
         try:
             if time.monotonic() - last_sweep > 30:
@@ -187,9 +192,18 @@ def _dispatch_loop(
                     housekeeping(engine, config, sms_provider)
                 last_sweep = time.monotonic()
             moved = dispatch(engine, queue)
-        except Exception:  # keep the loop alive: the database or Redis may come back
-            log.exception("dispatcher: cycle failed")
-            moved = 0
+        except Exception as exc:  # keep the loop alive: the database or Redis may come back
+            if not is_unreachable(exc):
+                log.exception("dispatcher: cycle failed")
+            elif not failures:  # once per outage, not a traceback every half second
+                log.error("dispatcher: database unavailable (%s); retrying", type(exc).__name__)
+            failures += 1
+            # Back off while it lasts (up to OUTAGE_BACKOFF_MAX) instead of hammering it.
+            stop.wait(min(interval * 2**failures, OUTAGE_BACKOFF_MAX))
+            continue
+        if failures:
+            log.info("dispatcher: database reachable again")
+            failures = 0
         if not moved:
             stop.wait(interval)
 

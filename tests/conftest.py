@@ -185,8 +185,9 @@ def app_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def config() -> Config:
-    return load_config(env={})
+def config(tmp_path: Path) -> Config:
+    # Each test its own spool: contacts kept during a database outage never leak across tests.
+    return load_config(env={"VENTANILLA__SPOOL__DIR": str(tmp_path / "spool")})
 
 
 @pytest.fixture

@@ -110,7 +110,15 @@ def test_generate_is_random_not_sequential() -> None:
     bodies = [int(number[:-1]) for number in numbers]
     assert all(abs(b - a) > 1000 for a, b in itertools.pairwise(bodies))
     first_digits = {number[0] for number in numbers}
-    assert first_digits == set("123456789")
+    assert first_digits == set("12345678")
+
+
+def test_spooled_numbers_never_collide_with_database_numbers() -> None:
+    rng = random.Random(20240611)
+    spooled = [generate(rng=rng, spooled=True) for _ in range(200)]
+    assert all(n[0] == "9" and is_valid(n) and len(n) == 10 for n in spooled)
+    assert len(set(spooled)) == 200
+    assert not any(generate(rng=rng)[0] == "9" for _ in range(2000))
 
 
 def test_generate_uses_system_randomness_by_default() -> None:

@@ -376,4 +376,4 @@ def test_twilio_status_callback_and_opt_out_code(client: TestClient, db_url: str
 def test_healthz(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok", "spooled": 0}
