@@ -30,8 +30,8 @@ from typing import Any
 import redis
 
 from casestore.config import Config, ConfigError
+from gateway.rediskeys import keys_of
 
-KEY_PREFIX = "ventanilla:send-rate:"
 HEADROOM = 0.95
 
 
@@ -108,6 +108,7 @@ class SendRate:
 
     def __init__(self, connection: redis.Redis) -> None:
         self._script = connection.register_script(_RESERVE)
+        self._prefix = keys_of(connection).send_rate
 
     def reserve(
         self, sender_key: str, count: int, interval: float, max_wait: float
@@ -115,6 +116,6 @@ class SendRate:
         """Reserve `count` consecutive slots `interval` seconds apart: (True, seconds until the
         first). (False, wait) and nothing reserved if the first is more than `max_wait` away."""
         reserved, wait = self._script(
-            keys=[KEY_PREFIX + sender_key], args=[interval, count, max_wait]
+            keys=[self._prefix + sender_key], args=[interval, count, max_wait]
         )
         return bool(int(reserved)), float(wait)

@@ -26,12 +26,12 @@ from gateway.jobs import (
     send_messages,
     sender_for,
 )
+from gateway.rediskeys import keys_of
 from gateway.senders import CannotReconcile, SendError
 from gateway.sendrate import delivery_settings
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "ventanilla"
 # Ids per job: a job claims its batch in one statement, sends it concurrently and records it in
 # one transaction, so bigger batches cost fewer round trips (one job per message tops out at a
 # few hundred a second); 100 still spreads a burst over every worker process.
@@ -40,7 +40,8 @@ CALL_BATCH = 50
 
 
 def make_queue(connection: redis.Redis) -> Queue:
-    return Queue(QUEUE_NAME, connection=connection)
+    """This deployment's queue: named by the prefix bound to `connection` (gateway.rediskeys)."""
+    return Queue(keys_of(connection).queue, connection=connection)
 
 
 def dispatch(engine: Engine, queue: Queue, limit: int = 2000) -> int:
@@ -50,15 +51,23 @@ def dispatch(engine: Engine, queue: Queue, limit: int = 2000) -> int:
     fails nothing changes; if the commit fails the jobs still find the rows pending.
     """
     now = datetime.now(UTC)
+    keys = keys_of(queue.connection)
     with engine.begin() as conn:
         ids = outbox.take_due(conn, now, limit)
         jobs = [
-            Queue.prepare_data(send_messages, (ids[start : start + BATCH],), timeout=600)
+            Queue.prepare_data(
+                send_messages, (ids[start : start + BATCH],), timeout=600, job_id=keys.job_id()
+            )
             for start in range(0, len(ids), BATCH)
         ]
         call_ids = calls.take_due(conn, now, limit)
         jobs += [
-            Queue.prepare_data(place_calls, (call_ids[start : start + CALL_BATCH],), timeout=600)
+            Queue.prepare_data(
+                place_calls,
+                (call_ids[start : start + CALL_BATCH],),
+                timeout=600,
+                job_id=keys.job_id(),
+            )
             for start in range(0, len(call_ids), CALL_BATCH)
         ]
         if jobs:

@@ -33,6 +33,7 @@ from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
 from tests.fakeprovider import FakeMessage, FakeProvider
 from tests.test_outbox_worker import add_message, worker_env  # noqa: F401  (fixture)
 from tests.test_senders import FAILURES, FailureCase, closed_port_url
+from tests.settings import REDIS_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 TWILIO_FROM = "+5491155550000"
@@ -375,6 +376,7 @@ def process_env(db_url: str, redis_url: str, fake: FakeProvider, provider: str) 
         PYTHONUNBUFFERED="1",
         VENTANILLA_DATABASE_URL=db_url,
         VENTANILLA_REDIS_URL=redis_url,
+        VENTANILLA__REDIS__PREFIX=REDIS_PREFIX,
         VENTANILLA_SMS_PROVIDER=provider,
         VENTANILLA_PUBLIC_URL="https://ventanilla.example.test",
         VENTANILLA__SURVEY__QUIET_HOURS='""',

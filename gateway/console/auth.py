@@ -116,17 +116,17 @@ def login_required(endpoint: Endpoint) -> Endpoint:
     return wrapper
 
 
-def _fail_key(username: str) -> str:
-    return f"ventanilla:login:fail:{username.lower()}"
+def _fail_key(rt: Runtime, username: str) -> str:
+    return f"{rt.redis_keys.login_fail}{username.lower()}"
 
 
 def _locked(rt: Runtime, username: str) -> bool:
-    count = rt.redis.get(_fail_key(username))
+    count = rt.redis.get(_fail_key(rt, username))
     return count is not None and int(count) >= MAX_FAILURES
 
 
 def _record_failure(rt: Runtime, username: str) -> None:
-    key = _fail_key(username)
+    key = _fail_key(rt, username)
     pipe = rt.redis.pipeline()
     pipe.incr(key)
     pipe.expire(key, LOCK_SECONDS)
@@ -167,7 +167,7 @@ async def login(request: Request) -> Response:
         return render(
             request, "console/login.html", {"error": t("bad_login"), "next": next_path}, 401
         )
-    await run_in_threadpool(rt.redis.delete, _fail_key(username))
+    await run_in_threadpool(rt.redis.delete, _fail_key(rt, username))
     response = RedirectResponse(next_path, status_code=303)
     secure = rt.settings.public_url.startswith("https://")
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
