@@ -25,10 +25,11 @@ from casestore.models import (
     MessageStatus,
     OutboundMessage,
 )
+from casestore.reach import can_text, note_presented_number
 from casestore.status import OPEN
 from casestore.tracking import format_tracking
 from sms.conversation import render_reply
-from sms.phone import can_receive_sms, contact_key
+from sms.phone import contact_key
 
 CALLBACK_DUE = timedelta(hours=4)
 URGENT_CALLBACK_DUE = timedelta(minutes=15)
@@ -45,7 +46,19 @@ class Opened:
 def _contact_id(session: Session, phone: str | None, now: datetime, channel: str) -> int | None:
     if phone is None:
         return None
-    return int(upsert_contact(session.connection(), contact_key(phone), now, channel).id)
+    conn = session.connection()
+    contact_id = int(upsert_contact(conn, contact_key(phone), now, channel).id)
+    if channel == "voice":  # a landline calls too; USSD comes only from mobiles
+        note_presented_number(conn, contact_id, phone, now)
+    return contact_id
+
+
+def _can_text(session: Session, contact_id: int | None) -> bool:
+    """Whether the receipt can go by SMS (read fresh: Core statements just wrote the row)."""
+    if contact_id is None:
+        return False
+    contact = session.get(Contact, contact_id, populate_existing=True)
+    return contact is not None and can_text(contact)
 
 
 def open_case_by_keypad(
@@ -122,7 +135,7 @@ def open_case_by_keypad(
         due=sla.due_at(config.raw, config.timezone, now, chosen.code, urgent or chosen.urgent),
     )
     session.get(Interaction, interaction_id).case_id = case_id  # type: ignore[union-attr]
-    sms_copy = phone is not None and can_receive_sms(contact_key(phone))
+    sms_copy = phone is not None and _can_text(session, contact_id)
     if sms_copy and phone is not None:
         template = "urgent" if (urgent or chosen.urgent) else "receipt"
         body = render_reply(config, template, language, tracking=number)

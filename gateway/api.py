@@ -202,6 +202,7 @@ def _change_status(request: Request, payload: Any) -> Response:
                 note=note,
                 config=rt.config,
                 sms_provider=rt.settings.sms_provider,
+                voice_provider=rt.settings.voice_provider,
             )
         except UnknownStatus as exc:
             session.rollback()

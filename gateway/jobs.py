@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, select
 
 from casestore import calls, outbox
 from casestore.db import database_url, make_engine
+from casestore.reach import NOTICE
 from gateway.calls import Caller, caller_from_env
 from gateway.senders import SendError, SmsSender, sender_from_env, watch_write
 from gateway.sendrate import DeliverySettings, SendRate, send_interval
@@ -317,6 +318,8 @@ def _call_urls(call: calls.ClaimedCall) -> tuple[str | None, str | None]:
         if call.survey_id is None:
             raise SendError("a survey call without its survey", retryable=False)
         return f"{base}/webhooks/twilio/survey?survey={call.survey_id}", status
+    if call.kind == NOTICE:  # says the notice's message, not the menu
+        return f"{base}/webhooks/twilio/notice?call={call.id}", status
     return f"{base}/webhooks/twilio/voice", status
 
 

@@ -335,6 +335,11 @@ async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
         survey_question = await voice_survey.at_answered(rt, request.session_id)
         if survey_question is not None:
             return survey_question
+        from gateway import voice_notice  # imported here: it builds on gateway.voice_twilio
+
+        notice = await voice_notice.at_answered(rt, request.session_id)
+        if notice is not None:
+            return notice
     party = await _party(rt, request, first=step.number == 0)
     screen = await advance(
         rt,

@@ -28,6 +28,7 @@ from casestore.cases import (
 )
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
 from casestore.people import link_person, links_for_case
+from casestore.reach import can_text, dial_address, reach_label
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
@@ -159,7 +160,8 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             else None,
             "allowed": sorted(s.value for s in TRANSITIONS[CaseStatus(case.status)]),
             "error": None,
-            "phone": contact.phone if contact else None,
+            "phone": dial_address(contact) if contact else None,
+            "reach": None if contact is None or can_text(contact) else reach_label(contact),
             "events": [
                 {
                     "kind": e.kind,
@@ -203,6 +205,7 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                     note=form.get("note", ""),
                     config=rt.config,
                     sms_provider=rt.settings.sms_provider,
+                    voice_provider=rt.settings.voice_provider,
                 )
             elif action == "merge":
                 source_number = "".join(ch for ch in form.get("source", "") if ch.isdigit())
