@@ -31,9 +31,9 @@ from gateway.sendrate import DeliverySettings, SendRate, delivery_settings, send
 from gateway.worker import run_burst
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
 from tests.fakeprovider import FakeMessage, FakeProvider
+from tests.settings import REDIS_PREFIX
 from tests.test_outbox_worker import add_message, worker_env  # noqa: F401  (fixture)
 from tests.test_senders import FAILURES, FailureCase, closed_port_url
-from tests.settings import REDIS_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 TWILIO_FROM = "+5491155550000"

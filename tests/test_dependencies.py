@@ -15,7 +15,6 @@ from functools import cache
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 APP_PACKAGES = ("gateway", "casestore", "feedback", "sms", "ivr")
 SOURCES = (*APP_PACKAGES, "tests", "bench")
