@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
+from sqlalchemy.orm import Session
 
 from casestore.inbound import StatusUpdate
 from casestore.models import Contact, Interaction, MessageStatus, OutboundMessage
@@ -360,6 +361,17 @@ def _note_unreachable(
     """A provider said SMS cannot reach this number (a landline): later notices go by call."""
     if contact_id is not None and unreachable_code(provider, code):
         mark_not_sms_capable(conn, contact_id, f"{provider}:{code}", now)
+
+
+def messages_of_case(session: Session, case_id: int) -> list[OutboundMessage]:
+    """The messages the app sent (or is sending, or gave up on) for one case, oldest first."""
+    return list(
+        session.scalars(
+            select(OutboundMessage)
+            .where(OutboundMessage.case_id == case_id)
+            .order_by(OutboundMessage.id)
+        )
+    )
 
 
 def apply_status(conn: Connection, report: StatusUpdate, now: datetime) -> bool:

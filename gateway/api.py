@@ -7,15 +7,16 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from casestore.cases import BadCursor, CaseFilter, audit, change_status, get_case, list_cases
 from casestore.config import Config
-from casestore.models import Case, Contact, Operator, Survey
+from casestore.models import Case, Contact, Operator, OutboundMessage, Survey
 from casestore.operators import operator_departments, operator_for_token
+from casestore.outbox import messages_of_case
 from casestore.status import IllegalTransition, UnknownStatus
 from feedback.scores import follow_ups, scores
 from gateway.runtime import Runtime
@@ -80,7 +81,26 @@ def case_json(case: Case, contact: Contact | None) -> dict[str, Any]:
             for e in case.events
         ],
         "survey": survey_json(case.survey),
+        # Messages to the citizen and how their delivery went: retried ones show "pending"
+        # with the last error, ones given up on "failed" (an extension of the contract's case).
+        "messages": [
+            {
+                "kind": m.kind,
+                "channel": m.channel,
+                "status": m.status,
+                "attempts": m.attempts,
+                "error_code": m.error_code,
+                "error": m.error,
+                "updated_at": rfc3339(m.updated_at),
+            }
+            for m in _messages(case)
+        ],
     }
+
+
+def _messages(case: Case) -> list[OutboundMessage]:
+    session = object_session(case)
+    return [] if session is None else messages_of_case(session, case.id)
 
 
 def _runtime(request: Request) -> Runtime:

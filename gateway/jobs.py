@@ -99,10 +99,11 @@ def sender_for(provider: str) -> SmsSender:
     relevant = tuple(
         sorted((k, v) for k, v in os.environ.items() if k.startswith(("TWILIO_", "AT_")))
     )
-    key = (provider, relevant)
+    timeout = _delivery.timeout_seconds
+    key = (provider, (*relevant, ("timeout", str(timeout))))
     sender = _senders.get(key)
     if sender is None:
-        sender = _senders[key] = sender_from_env(provider, dict(relevant))
+        sender = _senders[key] = sender_from_env(provider, dict(relevant), timeout=timeout)
     return sender
 
 

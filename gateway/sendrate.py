@@ -47,6 +47,7 @@ class DeliverySettings:
     max_per_second: float = 0.0
     per_sender: Mapping[str, float] = field(default_factory=dict)
     concurrency: int = 64
+    timeout_seconds: float = 10.0  # one provider request; a timeout is retried with backoff
 
     def rate_for(self, sender_key: str) -> float:
         """Messages per second for `provider:from` (0 = no limit): the sender's own entry,
@@ -81,7 +82,14 @@ def delivery_settings(config: Config | None) -> DeliverySettings:
             for key, value in per_sender.items()
         },
         concurrency=min(concurrency, 1000),
+        timeout_seconds=_timeout(section.get("timeout_seconds", 10)),
     )
+
+
+def _timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 60:
+        raise ConfigError("delivery.timeout_seconds must be a number of seconds from 0 to 60")
+    return float(value)
 
 
 # KEYS[1] the sender's next free slot (Redis server seconds); ARGV interval, count, max_wait.

@@ -7,6 +7,7 @@ Twilio SDK and the Africa's Talking REST client against tests/fakeprovider.py.
 
 from __future__ import annotations
 
+import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
+from casestore.config import Config
 from casestore.menu_actions import open_case_by_keypad
 from casestore.models import Contact, OutboundCall
 from casestore.operators import create_operator
@@ -68,13 +70,40 @@ class Stack:
         self.config = config
         self.headers = {"Authorization": f"Bearer {admin_token(db_url, config.departments)}"}
 
-    def burst(self) -> None:
+    def text_in(self, phone: str, body: str = "Necesito turno para el DNI") -> str:
+        """The citizen texts the provider's number: a new case; its tracking number."""
+        if self.provider == "twilio":
+            form = twilio_form(body, sender=phone)
+            reply = self.client.post(
+                "/webhooks/twilio/sms",
+                data=form,
+                headers={"X-Twilio-Signature": sign("/webhooks/twilio/sms", form)},
+            )
+        else:
+            reply = self.client.post(
+                f"/webhooks/africastalking/sms?token={AT_TOKEN}",
+                data={
+                    "from": phone,
+                    "to": "12345",
+                    "text": body,
+                    "date": "2026-12-04 10:00:00",
+                    "id": "ATXid_" + secrets.token_hex(12),
+                    "linkId": "",
+                    "networkCode": "72207",
+                },
+            )
+        assert reply.status_code == 200, reply.text
+        with Db(self.db_url) as db:
+            return str(db.cases()[-1].tracking_number)
+
+    def burst(self, config: Config | None = None) -> None:
+        """The worker's --burst: due messages and calls sent (with `config`'s [delivery])."""
         from casestore.db import make_engine
         from gateway.worker import run_burst
 
         engine = make_engine(self.db_url)
         try:
-            run_burst(engine, self.connection)
+            run_burst(engine, self.connection, config)
         finally:
             engine.dispose()
 
@@ -199,29 +228,7 @@ def test_a_provider_landline_error_sends_later_notices_by_call(
     stack: Stack, fake_provider: FakeProvider
 ) -> None:
     # The citizen texts from a number the provider later says cannot take SMS.
-    if stack.provider == "twilio":
-        reply = stack.client.post(
-            "/webhooks/twilio/sms",
-            data=(form := twilio_form("Necesito turno para el DNI", sender=MOBILE)),
-            headers={"X-Twilio-Signature": sign("/webhooks/twilio/sms", form)},
-        )
-    else:
-        reply = stack.client.post(
-            f"/webhooks/africastalking/sms?token={AT_TOKEN}",
-            data={
-                "from": MOBILE,
-                "to": "12345",
-                "text": "Necesito turno para el DNI",
-                "date": "2026-12-04 10:00:00",
-                "id": "ATXid_" + "5" * 24,
-                "linkId": "",
-                "networkCode": "72207",
-            },
-        )
-    assert reply.status_code == 200, reply.text
-    with Db(stack.db_url) as db:
-        (case,) = db.cases()
-        number = case.tracking_number
+    number = stack.text_in(MOBILE)
     stack.status(number, "in_progress")
     stack.burst()
     sent = [m for m in fake_provider.messages if m.to == MOBILE]

@@ -27,6 +27,7 @@ from casestore.cases import (
     message_citizen,
 )
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
+from casestore.outbox import messages_of_case
 from casestore.people import link_person, links_for_case
 from casestore.reach import can_text, dial_address, reach_label
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus
@@ -161,6 +162,7 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             "allowed": sorted(s.value for s in TRANSITIONS[CaseStatus(case.status)]),
             "error": None,
             "phone": dial_address(contact) if contact else None,
+            "messages": messages_of_case(session, case.id),
             "reach": None if contact is None or can_text(contact) else reach_label(contact),
             "events": [
                 {
