@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, and_, func, select, update
+from sqlalchemy import Connection, Table, and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from casestore.intake import upsert_contact
@@ -36,6 +36,7 @@ BACKOFF = (
     timedelta(minutes=10),
     timedelta(minutes=30),
 )
+MAY_RING_TWICE = "worker stopped while calling: this call may ring twice"
 MISSED_CALL = "missed_call"
 # Rings an operator's phone to bridge a waiting caller: placed by the console at once and
 # written here already placed (or recorded), never pending, so the worker never dials it.
@@ -161,6 +162,9 @@ def mark_placed(
 ) -> None:
     """The provider took the call (or the outbox recorded it)."""
     status = CallStatus.RECORDED if provider_status == "recorded" else CallStatus.PLACED
+    # An earlier failure's reason is cleared; the warning that the citizen may have heard the
+    # phone ring twice stays (operators may need to explain it).
+    keep = case((calls.c.error == MAY_RING_TWICE, calls.c.error), else_=None)
     conn.execute(
         update(calls)
         .where(calls.c.id == call_id)
@@ -168,7 +172,7 @@ def mark_placed(
             status=status.value,
             provider_ref=provider_ref,
             lease_until=None,
-            error=None,
+            error=keep,
             updated_at=now,
         )
     )
@@ -225,11 +229,74 @@ def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
         .values(
             status=CallStatus.PENDING.value,
             lease_until=None,
-            error="worker stopped while calling: this call may ring twice",
+            error=MAY_RING_TWICE,
             updated_at=now,
         )
     ).rowcount
     return int(lost or 0), int(expired or 0)
+
+
+@dataclass(frozen=True)
+class UnsettledCall:
+    """A call whose worker died while dialling: the provider may or may not have it."""
+
+    id: int
+    provider: str
+    to_address: str
+    since: datetime
+
+
+def take_expired_leases(conn: Connection, now: datetime, limit: int = 200) -> list[UnsettledCall]:
+    """Calls stuck in `calling` past their lease, claimed (a fresh lease) to ask the provider
+    whether they were placed before any redial (as casestore.outbox does for messages)."""
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            select(calls.c.id)
+            .where(calls.c.status == CallStatus.CALLING.value, calls.c.lease_until < now)
+            .limit(limit)
+        )
+    ]
+    if not ids:
+        return []
+    rows = conn.execute(
+        update(calls)
+        .where(
+            calls.c.id.in_(ids),
+            calls.c.status == CallStatus.CALLING.value,
+            calls.c.lease_until < now,
+        )
+        .values(lease_until=now + LEASE, updated_at=now)
+        .returning(calls.c.id, calls.c.provider, calls.c.to_address)
+    ).all()
+    since = now - 2 * LEASE  # the dial began at most one lease before the expiry we saw
+    return [UnsettledCall(r.id, r.provider, r.to_address, since) for r in rows]
+
+
+def settle(
+    conn: Connection, call_id: int, now: datetime, *, found_ref: str | None, could_ask: bool
+) -> None:
+    """After asking the provider: placed (found), or dialled again (not found, or unknowable:
+    then the row says the citizen may hear it ring twice)."""
+    if found_ref is not None:
+        mark_placed(conn, call_id, found_ref, "reconciled", now)
+        return
+    error = (
+        "worker stopped while calling; the provider has no such call: dialled again"
+        if could_ask
+        else MAY_RING_TWICE
+    )
+    conn.execute(
+        update(calls)
+        .where(calls.c.id == call_id, calls.c.status == CallStatus.CALLING.value)
+        .values(
+            status=CallStatus.PENDING.value,
+            lease_until=None,
+            next_attempt_at=now,
+            error=error,
+            updated_at=now,
+        )
+    )
 
 
 # ---------------------------------------------------------------- missed-call call-backs

@@ -300,6 +300,11 @@ def _caller_for(provider: str, env: tuple[tuple[str, str], ...]) -> Caller:
     return caller_from_env(provider, dict(env))
 
 
+def caller_for(provider: str) -> Caller:
+    """The provider's call client (one per process and environment)."""
+    return _caller(provider)
+
+
 def _caller(provider: str) -> Caller:
     relevant = tuple(
         sorted((k, v) for k, v in os.environ.items() if k.startswith(("TWILIO_", "AT_")))

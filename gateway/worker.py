@@ -20,6 +20,7 @@ from casestore.models import Survey, SurveyStatus
 from feedback.surveys import send_due_surveys
 from feedback.voice import follow_up as follow_up_voice_surveys
 from gateway.jobs import (
+    caller_for,
     close_senders,
     configure_delivery,
     place_calls,
@@ -81,9 +82,10 @@ def sweep(engine: Engine) -> tuple[int, int]:
     now = datetime.now(UTC)
     with engine.begin() as conn:
         lost = outbox.sweep(conn, now)
+        unsettled_calls = calls.take_expired_leases(conn, now)
         lost_calls, expired_calls = calls.sweep(conn, now)
         unsettled = outbox.take_expired_leases(conn, now)
-    settled = reconcile(engine, unsettled)
+    settled = reconcile(engine, unsettled) + reconcile_calls(engine, unsettled_calls)
     lost, expired = lost + lost_calls, settled + expired_calls
     if lost or expired:
         log.warning("sweeper: %d rows re-queued, %d interrupted sends settled", lost, expired)
@@ -104,6 +106,24 @@ def reconcile(engine: Engine, unsettled: list[outbox.Unsettled]) -> int:
             continue
         with engine.begin() as conn:
             outbox.settle(conn, row.id, datetime.now(UTC), found_ref=found, could_ask=could_ask)
+        settled += 1
+    return settled
+
+
+def reconcile_calls(engine: Engine, unsettled: list[calls.UnsettledCall]) -> int:
+    """Ask the provider whether each interrupted call was placed; dial again only if not."""
+    settled = 0
+    for row in unsettled:
+        could_ask = True
+        try:
+            found = caller_for(row.provider).find_placed(row.to_address, row.since)
+        except CannotReconcile:
+            found, could_ask = None, False
+        except (SendError, ValueError) as exc:  # provider unreachable: try again next sweep
+            log.warning("reconcile call %s: %s", row.id, exc)
+            continue
+        with engine.begin() as conn:
+            calls.settle(conn, row.id, datetime.now(UTC), found_ref=found, could_ask=could_ask)
         settled += 1
     return settled
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from casestore import outbox
 from casestore.config import load_config
 from casestore.db import make_engine
-from casestore.models import OutboundMessage
+from casestore.models import Contact, OutboundCall, OutboundMessage
 from gateway.rediskeys import RedisKeys, delete_all
 from tests.fakeprovider import FakeProvider
 from tests.helpers import Db
@@ -100,6 +100,13 @@ def test_a_failing_provider_is_retried_with_backoff_then_the_message_shows_faile
 # ---------------------------------------------------------------- worker killed, Redis lost
 
 
+def _env(db_url: str, redis_url: str, fake: FakeProvider, provider: str) -> dict[str, str]:
+    """A worker's environment (tests/test_delivery.py), able to place calls on both providers."""
+    env = process_env(db_url, redis_url, fake, provider)
+    env.update(AT_VOICE_NUMBER="+5491155559999", AT_VOICE_BASE_URL=fake.url)
+    return env
+
+
 def _run_worker_until(
     db_url: str,
     redis_url: str,
@@ -108,9 +115,12 @@ def _run_worker_until(
     tmp_path: Path,
     sent: int,
     then: Any = None,
+    taken: Any = None,
 ) -> None:
-    """Start `ventanilla worker`, let the provider take `sent` messages, run `then`, SIGKILL."""
-    env = process_env(db_url, redis_url, fake, provider)
+    """Start `ventanilla worker`, let the provider take `sent` messages (or calls, with
+    `taken` counting them), run `then`, SIGKILL the worker."""
+    count = taken or (lambda: len(fake.messages))
+    env = _env(db_url, redis_url, fake, provider)
     fake.answer_delay = 0.3  # a slow provider: the kill finds sends in flight
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
@@ -122,10 +132,10 @@ def _run_worker_until(
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(lambda: len(fake.messages) >= sent, 60, f"{sent} messages sent", log)
+        wait_for(lambda: count() >= sent, 60, f"{sent} sent", log)
         if then is not None:
             then()
-            wait_for(lambda: len(fake.messages) >= sent + 5, 60, "more messages sent", log)
+            wait_for(lambda: count() >= sent + 5, 60, "more sent", log)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
     finally:
@@ -150,11 +160,19 @@ def _restart_after_the_leases(db_url: str, redis_url: str, fake: FakeProvider, p
             .where(OutboundMessage.status == "queued")
             .values(updated_at=past)
         )
+        conn.execute(
+            update(OutboundCall)
+            .where(OutboundCall.status == "calling")
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        conn.execute(
+            update(OutboundCall).where(OutboundCall.status == "queued").values(updated_at=past)
+        )
     engine.dispose()
     done = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "worker", "--burst"],
         cwd=ROOT,
-        env=process_env(db_url, redis_url, fake, provider),
+        env=_env(db_url, redis_url, fake, provider),
         capture_output=True,
         text=True,
         timeout=120,
@@ -205,3 +223,77 @@ def test_redis_losing_every_key_mid_run_loses_no_message(
     _run_worker_until(db_url, redis_url, fake_provider, "twilio", tmp_path, 10, lose_redis)
     _restart_after_the_leases(db_url, redis_url, fake_provider, "twilio")
     _each_once(db_url, fake_provider, phones)
+
+
+def _call_backs(db_url: str, provider: str, count: int) -> list[str]:
+    """`count` call-backs due now, each to its own citizen."""
+    now = datetime.now(UTC)
+    phones = [f"+5491188{n:06d}" for n in range(count)]
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        for phone in phones:
+            contact_id = conn.execute(
+                insert(Contact)
+                .values(phone=phone, preferred_channel="voice", created_at=now)
+                .returning(Contact.id)
+            ).scalar_one()
+            conn.execute(
+                insert(OutboundCall).values(
+                    contact_id=contact_id,
+                    kind="missed_call",
+                    provider=provider,
+                    to_address=phone,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    engine.dispose()
+    return phones
+
+
+def _call_rows(db_url: str) -> dict[str, Any]:
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(OutboundCall)).all()
+    engine.dispose()
+    return {r.to_address: r for r in rows}
+
+
+@pytest.mark.parametrize("provider", ["twilio", "africastalking"])
+def test_worker_killed_mid_batch_of_calls_rings_each_citizen_once(
+    provider: str, db_url: str, redis_url: str, fake_provider: FakeProvider, tmp_path: Path
+) -> None:
+    """Twilio is asked for the calls it has before any redial: each citizen's phone rings
+    once. Africa's Talking cannot be asked: the interrupted call is dialled again and its row
+    says it may have rung twice."""
+    phones = _call_backs(db_url, provider, 20)
+    _run_worker_until(
+        db_url,
+        redis_url,
+        fake_provider,
+        provider,
+        tmp_path,
+        sent=6,
+        taken=lambda: len(fake_provider.calls),
+    )
+    at_kill = _call_rows(db_url)
+    dialled = {c.to for c in fake_provider.calls}
+    interrupted = {p for p in dialled if at_kill[p].status == "calling"}
+    assert interrupted, "the kill must land while a dialled call is unrecorded"
+    assert len(dialled) < len(phones), "the kill must land before the batch is done"
+    _restart_after_the_leases(db_url, redis_url, fake_provider, provider)
+    rows = _call_rows(db_url)
+    rang = Counter(c.to for c in fake_provider.calls)
+    assert set(rang) == set(phones)  # none lost
+    assert {r.status for r in rows.values()} == {"placed"}
+    if provider == "twilio":
+        assert set(rang.values()) == {1}  # none twice
+        refs = {c.to: c.ref for c in fake_provider.calls}
+        assert all(rows[p].provider_ref == refs[p] for p in phones)
+    else:
+        twice = {p for p, n in rang.items() if n == 2}
+        assert twice == interrupted
+        assert all("may ring twice" in (rows[p].error or "") for p in twice)
