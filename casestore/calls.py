@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, and_, case, func, select, update
+from sqlalchemy import Connection, Table, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from casestore.intake import upsert_contact
@@ -162,9 +162,6 @@ def mark_placed(
 ) -> None:
     """The provider took the call (or the outbox recorded it)."""
     status = CallStatus.RECORDED if provider_status == "recorded" else CallStatus.PLACED
-    # An earlier failure's reason is cleared; the warning that the citizen may have heard the
-    # phone ring twice stays (operators may need to explain it).
-    keep = case((calls.c.error == MAY_RING_TWICE, calls.c.error), else_=None)
     conn.execute(
         update(calls)
         .where(calls.c.id == call_id)
@@ -172,7 +169,7 @@ def mark_placed(
             status=status.value,
             provider_ref=provider_ref,
             lease_until=None,
-            error=keep,
+            error=None,
             updated_at=now,
         )
     )
