@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from casestore.intake import upsert_contact
 from casestore.models import Contact, OutboundCall
-from sms.phone import contact_key
+from casestore.reach import note_presented_number
+from sms.phone import FIXED_LINE, contact_key, sms_unreachable_reason
 
 calls = cast(Table, OutboundCall.__table__)
 contacts = cast(Table, Contact.__table__)
@@ -329,11 +330,14 @@ def request_missed_call_callback(
     conn = session.connection()
     key = contact_key(phone)
     contact = upsert_contact(conn, key, now, "voice")
+    note_presented_number(conn, contact.id, phone, now)
+    # A landline is called back on the landline, not on the mobile form of its digits.
+    address = phone if sms_unreachable_reason(phone) == FIXED_LINE else key
     if conn.dialect.name == "postgresql":
         # Two missed calls at once from one number: serialise on the contact so the cap holds.
         # (SQLite transactions here begin IMMEDIATE, which serialises them already.)
         conn.execute(select(contacts.c.id).where(contacts.c.id == contact.id).with_for_update())
-    mine = and_(calls.c.kind == MISSED_CALL, calls.c.to_address == key)
+    mine = and_(calls.c.kind == MISSED_CALL, calls.c.to_address == address)
     open_call = conn.execute(
         select(calls.c.id).where(mine, calls.c.status.in_(_values(OPEN))).limit(1)
     ).first()
@@ -355,7 +359,7 @@ def request_missed_call_callback(
             contact_id=contact.id,
             kind=MISSED_CALL,
             provider=provider,
-            to_address=key,
+            to_address=address,
             status=CallStatus.PENDING.value,
             language=contact.language,
             attempts=0,
@@ -447,7 +451,7 @@ def recorded_calls(session: Session, phone: str) -> list[OutboundCall]:
         session.scalars(
             select(OutboundCall)
             .where(
-                OutboundCall.to_address == contact_key(phone),
+                OutboundCall.to_address.in_({contact_key(phone), phone}),  # landline too
                 OutboundCall.status == CallStatus.RECORDED.value,
             )
             .order_by(OutboundCall.id)

@@ -292,3 +292,22 @@ def test_the_case_page_says_notices_go_by_call(stack: Stack) -> None:
     assert page.status_code == 200
     assert "línea fija — avisos por llamada" in page.text
     assert LANDLINE in page.text
+
+
+def test_a_missed_call_from_a_landline_is_called_back_on_the_landline(stack: Stack) -> None:
+    from casestore.calls import MissedCall, request_missed_call_callback
+
+    with Db(stack.db_url) as db, Session(db.engine) as session, session.begin():
+        outcome = request_missed_call_callback(
+            session,
+            phone=LANDLINE,
+            provider=stack.provider,
+            limit_per_day=3,
+            timezone=stack.config.timezone,
+            now=datetime.now(UTC),
+        )
+    assert outcome is MissedCall.QUEUED
+    (call,) = stack.calls()
+    assert call.to_address == LANDLINE  # not "+54 9 11 5555 0077", someone else's mobile
+    contact = stack.contact(normalise_phone("+5491155550077"))
+    assert (contact.sms_capable, contact.sms_capable_reason) == (False, "fixed_line")
