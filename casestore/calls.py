@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from casestore.intake import upsert_contact
 from casestore.models import Contact, OutboundCall
-from sms.phone import contact_key
+from casestore.reach import note_presented_number
+from sms.phone import FIXED_LINE, contact_key, sms_unreachable_reason
 
 calls = cast(Table, OutboundCall.__table__)
 contacts = cast(Table, Contact.__table__)
@@ -36,6 +37,7 @@ BACKOFF = (
     timedelta(minutes=10),
     timedelta(minutes=30),
 )
+MAY_RING_TWICE = "worker stopped while calling: this call may ring twice"
 MISSED_CALL = "missed_call"
 # Rings an operator's phone to bridge a waiting caller: placed by the console at once and
 # written here already placed (or recorded), never pending, so the worker never dials it.
@@ -225,11 +227,74 @@ def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
         .values(
             status=CallStatus.PENDING.value,
             lease_until=None,
-            error="worker stopped while calling: this call may ring twice",
+            error=MAY_RING_TWICE,
             updated_at=now,
         )
     ).rowcount
     return int(lost or 0), int(expired or 0)
+
+
+@dataclass(frozen=True)
+class UnsettledCall:
+    """A call whose worker died while dialling: the provider may or may not have it."""
+
+    id: int
+    provider: str
+    to_address: str
+    since: datetime
+
+
+def take_expired_leases(conn: Connection, now: datetime, limit: int = 200) -> list[UnsettledCall]:
+    """Calls stuck in `calling` past their lease, claimed (a fresh lease) to ask the provider
+    whether they were placed before any redial (as casestore.outbox does for messages)."""
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            select(calls.c.id)
+            .where(calls.c.status == CallStatus.CALLING.value, calls.c.lease_until < now)
+            .limit(limit)
+        )
+    ]
+    if not ids:
+        return []
+    rows = conn.execute(
+        update(calls)
+        .where(
+            calls.c.id.in_(ids),
+            calls.c.status == CallStatus.CALLING.value,
+            calls.c.lease_until < now,
+        )
+        .values(lease_until=now + LEASE, updated_at=now)
+        .returning(calls.c.id, calls.c.provider, calls.c.to_address)
+    ).all()
+    since = now - 2 * LEASE  # the dial began at most one lease before the expiry we saw
+    return [UnsettledCall(r.id, r.provider, r.to_address, since) for r in rows]
+
+
+def settle(
+    conn: Connection, call_id: int, now: datetime, *, found_ref: str | None, could_ask: bool
+) -> None:
+    """After asking the provider: placed (found), or dialled again (not found, or unknowable:
+    then the row says the citizen may hear it ring twice)."""
+    if found_ref is not None:
+        mark_placed(conn, call_id, found_ref, "reconciled", now)
+        return
+    error = (
+        "worker stopped while calling; the provider has no such call: dialled again"
+        if could_ask
+        else MAY_RING_TWICE
+    )
+    conn.execute(
+        update(calls)
+        .where(calls.c.id == call_id, calls.c.status == CallStatus.CALLING.value)
+        .values(
+            status=CallStatus.PENDING.value,
+            lease_until=None,
+            next_attempt_at=now,
+            error=error,
+            updated_at=now,
+        )
+    )
 
 
 # ---------------------------------------------------------------- missed-call call-backs
@@ -265,11 +330,14 @@ def request_missed_call_callback(
     conn = session.connection()
     key = contact_key(phone)
     contact = upsert_contact(conn, key, now, "voice")
+    note_presented_number(conn, contact.id, phone, now)
+    # A landline is called back on the landline, not on the mobile form of its digits.
+    address = phone if sms_unreachable_reason(phone) == FIXED_LINE else key
     if conn.dialect.name == "postgresql":
         # Two missed calls at once from one number: serialise on the contact so the cap holds.
         # (SQLite transactions here begin IMMEDIATE, which serialises them already.)
         conn.execute(select(contacts.c.id).where(contacts.c.id == contact.id).with_for_update())
-    mine = and_(calls.c.kind == MISSED_CALL, calls.c.to_address == key)
+    mine = and_(calls.c.kind == MISSED_CALL, calls.c.to_address == address)
     open_call = conn.execute(
         select(calls.c.id).where(mine, calls.c.status.in_(_values(OPEN))).limit(1)
     ).first()
@@ -291,7 +359,7 @@ def request_missed_call_callback(
             contact_id=contact.id,
             kind=MISSED_CALL,
             provider=provider,
-            to_address=key,
+            to_address=address,
             status=CallStatus.PENDING.value,
             language=contact.language,
             attempts=0,
@@ -383,7 +451,7 @@ def recorded_calls(session: Session, phone: str) -> list[OutboundCall]:
         session.scalars(
             select(OutboundCall)
             .where(
-                OutboundCall.to_address == contact_key(phone),
+                OutboundCall.to_address.in_({contact_key(phone), phone}),  # landline too
                 OutboundCall.status == CallStatus.RECORDED.value,
             )
             .order_by(OutboundCall.id)

@@ -24,10 +24,10 @@ from casestore.models import (
     OutboundMessage,
     utcnow,
 )
+from casestore.reach import can_text, queue_notice_call
 from casestore.status import OPEN, check_transition, parse_status
 from feedback.surveys import schedule_survey
 from sms.conversation import render_reply
-from sms.phone import can_receive_sms
 
 
 class BadCursor(ValueError):
@@ -164,11 +164,13 @@ def change_status(
     note: str = "",
     config: Config | None = None,
     sms_provider: str | None = None,
+    voice_provider: str | None = None,
 ) -> CaseEvent:
     """Move a case along the transition table and write the timeline event.
 
     With the deployment config, the citizen gets the status's SMS notification (when the config
-    has one and they did not opt out), and closing a case schedules its satisfaction survey.
+    has one and they did not opt out) — by a notice call through `voice_provider` when their
+    phone cannot take SMS — and closing a case schedules its satisfaction survey.
     """
     check_note(note)
     new = parse_status(target)
@@ -198,7 +200,7 @@ def change_status(
     if config is not None:
         session.flush()
         if sms_provider is not None:
-            notify_status(session, case, config, sms_provider, now)
+            notify_status(session, case, config, sms_provider, now, voice_provider=voice_provider)
         if new is CaseStatus.CLOSED:
             schedule_survey(session, case, config, now)
     return event
@@ -220,7 +222,7 @@ def message_citizen(
     None when there is no phone to text, or the citizen opted out of messages we start.
     """
     contact = case.contact
-    if contact is None or not can_receive_sms(contact.phone):
+    if contact is None or not can_text(contact):
         return None
     if respect_opt_out and (contact.opted_out_at or contact.provider_opted_out_at):
         return None
@@ -270,14 +272,26 @@ def message_citizen(
 
 
 def notify_status(
-    session: Session, case: Case, config: Config, provider: str, now: datetime
+    session: Session,
+    case: Case,
+    config: Config,
+    provider: str,
+    now: datetime,
+    *,
+    voice_provider: str | None = None,
 ) -> OutboundMessage | None:
-    """The short SMS a status change sends, from the `notify_<status>` template if any."""
+    """The short SMS a status change sends, from the `notify_<status>` template if any; to a
+    citizen whose phone cannot take SMS (a landline), a notice call that says it instead."""
     language = config.language_or_default(case.language)
     name = f"notify_{case.status}"
     if name not in config.templates.get(language, {}):
         return None
     body = render_reply(config, name, language, tracking=case.tracking_number)
+    contact = case.contact
+    if contact is not None and voice_provider is not None and not can_text(contact):
+        if not (contact.opted_out_at or contact.provider_opted_out_at):
+            notify_by_call(session, case, contact, body, voice_provider, language, now)
+        return None
     return message_citizen(
         session,
         case,
@@ -288,6 +302,32 @@ def notify_status(
         now=now,
         respect_opt_out=True,
     )
+
+
+def notify_by_call(
+    session: Session,
+    case: Case,
+    contact: Contact,
+    body: str,
+    voice_provider: str,
+    language: str,
+    now: datetime,
+) -> int:
+    """Queue a notice call that says `body`, and show it on the case's timeline."""
+    call_id = queue_notice_call(
+        session, contact, body, provider=voice_provider, language=language, now=now
+    )
+    session.add(
+        CaseEvent(
+            case=case,
+            kind="message_out",
+            at=now,
+            actor="system",
+            text=body,
+            data={"channel": "voice", "kind": "notice", "call_id": call_id},
+        )
+    )
+    return call_id
 
 
 def add_note(session: Session, case: Case, text: str, *, actor: str) -> CaseEvent:

@@ -247,6 +247,7 @@ def upsert_contact(
         "lookup_count": 0,
         "inbound_count": 1 if count_sms else 0,
         "case_count": 0,
+        "sms_capable": True,  # until a call from a landline or a provider says otherwise
     }
     if count_sms:
         params.update(inbound_window=now, b_since=now - MINUTE)

@@ -29,9 +29,10 @@ from casestore.models import (
     Operator,
     OutboundCall,
 )
+from casestore.reach import can_text, note_presented_number
 from casestore.status import OPEN
 from sms.conversation import render_reply
-from sms.phone import can_receive_sms, contact_key
+from sms.phone import contact_key
 
 
 class Disposition(enum.StrEnum):
@@ -210,6 +211,8 @@ def open_case_on_call(
     conn = session.connection()
     contact = upsert_contact(conn, contact_key(phone), now, "voice") if phone else None
     contact_id = None if contact is None else int(contact.id)
+    if phone is not None and contact_id is not None:
+        note_presented_number(conn, contact_id, phone, now)
     case_id, _ = open_case(
         conn,
         contact_id=contact_id,
@@ -236,7 +239,8 @@ def open_case_on_call(
     case.national_id = national_id
     case.first_response_at = now  # a person is answering the citizen right now
     assign_case(session, case, operator, actor=operator.username)
-    if phone is not None and can_receive_sms(contact_key(phone)):
+    reached = session.get(Contact, contact_id, populate_existing=True) if contact_id else None
+    if reached is not None and can_text(reached):
         template = "urgent" if chosen.urgent else "receipt"
         body = render_reply(config, template, language, tracking=case.tracking_number)
         message_citizen(

@@ -37,10 +37,11 @@ from casestore.models import (
     OutboundMessage,
 )
 from casestore.prepared import Row
+from casestore.reach import can_text, note_presented_number
 from casestore.status import OPEN
 from casestore.tracking import format_tracking
 from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
-from sms.phone import can_receive_sms, contact_key
+from sms.phone import contact_key
 
 log = logging.getLogger(__name__)
 CALLBACK_DUE = timedelta(hours=4)
@@ -58,7 +59,11 @@ class Opened:
 def _contact(session: Session, phone: str | None, now: datetime, channel: str) -> Row | None:
     if phone is None:
         return None
-    return upsert_contact(session.connection(), contact_key(phone), now, channel)
+    conn = session.connection()
+    contact = upsert_contact(conn, contact_key(phone), now, channel)
+    if channel == "voice":  # a landline calls too; USSD comes only from mobiles
+        note_presented_number(conn, int(contact.id), phone, now)
+    return contact
 
 
 def _case_to_join(
@@ -76,6 +81,14 @@ def _case_to_join(
         .limit(1)
     ).first()
     return None if row is None else (int(row.id), str(row.tracking_number))
+
+
+def _can_text(session: Session, contact_id: int | None) -> bool:
+    """Whether the receipt can go by SMS (read fresh: Core statements just wrote the row)."""
+    if contact_id is None:
+        return False
+    contact = session.get(Contact, contact_id, populate_existing=True)
+    return contact is not None and can_text(contact)
 
 
 def open_case_by_keypad(
@@ -197,7 +210,7 @@ def open_case_by_keypad(
             )
         template = "urgent" if is_urgent else "receipt"
     session.get(Interaction, interaction_id).case_id = case_id  # type: ignore[union-attr]
-    sms_copy = phone is not None and can_receive_sms(contact_key(phone))
+    sms_copy = phone is not None and _can_text(session, contact_id)
     if sms_copy and phone is not None:
         body = render_reply(config, template, language, tracking=number)
         out = Interaction(

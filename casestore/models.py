@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -140,6 +141,12 @@ class Contact(Base):
     # unlinked), and which limit: the console's list of limited numbers shows these.
     limit_hit_at: Mapped[OptTimestamp] = mapped_column(index=True)
     limit_hit: Mapped[str | None] = mapped_column(String(40))
+    # False for a landline (the number's type) or a number the provider could not text
+    # (Twilio 30006, Africa's Talking UnsupportedNumberType): such a citizen hears notices by
+    # a call (casestore.reach). The reason says which ("fixed_line", "twilio:30006", …).
+    sms_capable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    sms_capable_reason: Mapped[str | None] = mapped_column(String(40))
+    sms_capable_at: Mapped[OptTimestamp]
 
 
 class Case(Base):
@@ -366,6 +373,8 @@ class OutboundCall(Base):
     updated_at: Mapped[Timestamp]
     # The survey a call of kind "survey" asks (a voice survey may take more than one call).
     survey_id: Mapped[int | None] = mapped_column(ForeignKey("surveys.id"), index=True)
+    # What a call of kind "notice" says (a status change for a citizen who cannot take SMS).
+    message: Mapped[str | None] = mapped_column(Text)
 
 
 class SurveyStatus(enum.StrEnum):

@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
+from sqlalchemy.orm import Session
 
 from casestore.inbound import StatusUpdate
 from casestore.models import Contact, Interaction, MessageStatus, OutboundMessage
+from casestore.reach import mark_not_sms_capable, unreachable_code
 
 outbox = cast(Table, OutboundMessage.__table__)
 contacts = cast(Table, Contact.__table__)
@@ -344,7 +346,32 @@ def mark_failed(
             .where(contacts.c.id == contact_id.scalar_subquery())
             .values(provider_opted_out_at=now)
         )
+    if code is not None:
+        row = conn.execute(
+            select(outbox.c.provider, outbox.c.contact_id).where(outbox.c.id == message_id)
+        ).first()
+        if row is not None:
+            _note_unreachable(conn, row.provider, row.contact_id, code, now)
     return str(values["status"])
+
+
+def _note_unreachable(
+    conn: Connection, provider: str, contact_id: int | None, code: str | None, now: datetime
+) -> None:
+    """A provider said SMS cannot reach this number (a landline): later notices go by call."""
+    if contact_id is not None and unreachable_code(provider, code):
+        mark_not_sms_capable(conn, contact_id, f"{provider}:{code}", now)
+
+
+def messages_of_case(session: Session, case_id: int) -> list[OutboundMessage]:
+    """The messages the app sent (or is sending, or gave up on) for one case, oldest first."""
+    return list(
+        session.scalars(
+            select(OutboundMessage)
+            .where(OutboundMessage.case_id == case_id)
+            .order_by(OutboundMessage.id)
+        )
+    )
 
 
 def apply_status(conn: Connection, report: StatusUpdate, now: datetime) -> bool:
@@ -369,6 +396,8 @@ def apply_status(conn: Connection, report: StatusUpdate, now: datetime) -> bool:
                 updated_at=now,
             )
         )
+    if report.error_code is not None:
+        _note_unreachable(conn, report.provider, row.contact_id, report.error_code, now)
     if report.opted_out and row.contact_id is not None:
         conn.execute(
             update(contacts)

@@ -28,6 +28,7 @@ from casestore.models import (
     Survey,
     SurveyStatus,
 )
+from casestore.reach import can_text, dial_address
 from feedback.rules import (
     Rating,
     ReplyMove,
@@ -72,7 +73,7 @@ def schedule_survey(session: Session, case: Case, config: Config, now: datetime)
         config.timezone,
     )
     by_voice = case.channel == "voice" or (
-        contact is not None and contact.preferred_channel == "voice"
+        contact is not None and (contact.preferred_channel == "voice" or not can_text(contact))
     )
     survey = Survey(
         case_id=case.id,
@@ -168,7 +169,9 @@ def send_due_surveys(
             survey.status, survey.reason = SurveyStatus.SKIPPED.value, "fatigue"
             skipped += 1
             continue
-        if survey.channel == "voice" and voice_provider and voice_calls_enabled(config):
+        # A phone found unable to take SMS since the survey was scheduled is asked by a call.
+        by_voice = survey.channel == "voice" or not can_text(contact)
+        if by_voice and voice_provider and voice_calls_enabled(config):
             ask_by_voice(session, config, survey, contact, voice_provider, now)
         else:
             survey.channel = "sms"
@@ -247,7 +250,7 @@ def ask_by_voice(
         survey_id=survey.id,
         kind=SURVEY_CALL,
         provider=voice_provider,
-        to_address=contact.phone,
+        to_address=dial_address(contact),
         status="pending",
         language=survey.language,
         attempts=0,

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,8 +22,9 @@ from casestore.cases import (
     list_cases,
 )
 from casestore.config import Config
-from casestore.models import Case, Contact, Operator, Role, Survey
+from casestore.models import Case, Contact, Operator, OutboundMessage, Role, Survey
 from casestore.operators import operator_departments, operator_for_token
+from casestore.outbox import messages_of_case
 from casestore.people import shown_phone
 from casestore.status import IllegalTransition, UnknownStatus
 from feedback.scores import follow_ups, scores
@@ -90,7 +91,26 @@ def case_json(case: Case, contact: Contact | None) -> dict[str, Any]:
             for e in case.events
         ],
         "survey": survey_json(case.survey),
+        # Messages to the citizen and how their delivery went: retried ones show "pending"
+        # with the last error, ones given up on "failed" (an extension of the contract's case).
+        "messages": [
+            {
+                "kind": m.kind,
+                "channel": m.channel,
+                "status": m.status,
+                "attempts": m.attempts,
+                "error_code": m.error_code,
+                "error": m.error,
+                "updated_at": rfc3339(m.updated_at),
+            }
+            for m in _messages(case)
+        ],
     }
+
+
+def _messages(case: Case) -> list[OutboundMessage]:
+    session = object_session(case)
+    return [] if session is None else messages_of_case(session, case.id)
 
 
 def _runtime(request: Request) -> Runtime:
@@ -213,6 +233,7 @@ def _change_status(request: Request, payload: Any) -> Response:
                 note=note,
                 config=rt.config,
                 sms_provider=rt.settings.sms_provider,
+                voice_provider=rt.settings.voice_provider,
             )
         except (UnknownStatus, NoteTooLong) as exc:
             session.rollback()

@@ -18,12 +18,15 @@ import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from gateway.senders import (
+    _CLOCK_SKEW,
+    CannotReconcile,
     SendError,
     _json_object,
     _network_error,
@@ -51,6 +54,11 @@ class Caller(Protocol):
 
     def place_call(self, to: str, *, url: str | None, status_callback: str | None) -> CallResult:
         """Dial `to`; `url` is where Twilio fetches the call's first instructions."""
+        ...
+
+    def find_placed(self, to: str, since: datetime) -> str | None:
+        """The provider's reference of a call we placed to `to` since `since`, if any;
+        CannotReconcile if the provider cannot be asked."""
         ...
 
 
@@ -95,6 +103,21 @@ class TwilioCaller:
         except requests.RequestException as exc:
             raise _network_error("twilio", exc, self._secrets) from None
         return CallResult(provider_ref=str(call.sid), status=str(call.status))
+
+    def find_placed(self, to: str, since: datetime) -> str | None:
+        """The sid of a call to `to` from our number created since `since`: asked after a
+        worker died between Twilio accepting a call and our commit, before any redial."""
+        try:
+            found = self._client.calls.list(to=to, from_=self.from_number, limit=50)
+        except TwilioException as exc:
+            raise self._classify(exc) from None
+        except requests.RequestException as exc:
+            raise _network_error("twilio", exc, self._secrets) from None
+        for call in found:
+            created = getattr(call, "date_created", None)
+            if created is None or created >= since - _CLOCK_SKEW:
+                return str(call.sid)
+        return None
 
     def _classify(self, exc: TwilioException) -> SendError:
         status = getattr(exc, "status", None)
@@ -169,6 +192,10 @@ class AfricasTalkingCaller:
             raise _network_error("africastalking", exc, self._secrets) from None
         return self._classify(response.status_code, response.text)
 
+    def find_placed(self, to: str, since: datetime) -> str | None:
+        """Africa's Talking has no list of calls placed: a redial cannot be ruled out."""
+        raise CannotReconcile("africastalking cannot list the calls it placed")
+
     def _classify(self, http_status: int, text: str) -> CallResult:
         payload = _json_object(text)
         if not 200 <= http_status < 300:
@@ -231,6 +258,9 @@ class OutboxCaller:
             self.records.append(RecordedCall(ref, to, url))
         logger.info("outbox recorded call %s", ref)
         return CallResult(provider_ref=ref, status="recorded")
+
+    def find_placed(self, to: str, since: datetime) -> str | None:
+        raise CannotReconcile("the outbox keeps no calls across processes")
 
 
 class TwilioRecordings:

@@ -65,13 +65,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from gateway.redisconn import connect
+    from gateway.rediskeys import keys_for_config
     from gateway.worker import run_burst, run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()
     config = load_config(env=settings.env)
     engine = make_engine(settings.database_url)
-    connection = connect(settings.redis_url)
+    connection = connect(settings.redis_url, keys_for_config(config.raw))
     if args.burst:
         moved = run_burst(engine, connection, config, settings.sms_provider)
         print(f"worker: {moved} outbox messages dispatched")

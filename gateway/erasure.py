@@ -17,17 +17,25 @@ from dataclasses import dataclass, field
 import redis
 
 from casestore.privacy import Recording
-from gateway import menu_session
 from gateway.calls import recordings_from_env
+from gateway.rediskeys import keys_of
 from gateway.senders import SendError
 
 log = logging.getLogger(__name__)
 
 _TWILIO_RECORDING = re.compile(r"/Recordings/(RE[0-9a-fA-F]{32})")
-# Keys named by a phone, as their owners write them (prefix + the contact's number); a scan
-# finds the others (the simulator's call, keys of later modules) by the number in their name.
-PHONE_KEY_PREFIXES = (menu_session.PREFIX + "r:",)
-APP_KEYS = "ventanilla:*"  # the app's own keys (rq's are "rq:*")
+
+
+def _phone_key_prefixes(client: redis.Redis) -> tuple[str, ...]:
+    """Keys named by a phone, as their owners write them (prefix + the contact's number); a
+    scan finds the others (the simulator's call, keys of later modules) by the number in their
+    name."""
+    return (keys_of(client).menu + "r:",)
+
+
+def _app_keys(client: redis.Redis) -> str:
+    """The deployment's own keys (rq's are "rq:*")."""
+    return keys_of(client).prefix + ":*"
 
 
 @dataclass
@@ -66,7 +74,7 @@ def _forget_phone_keys(client: redis.Redis, phones: Iterable[str]) -> int:
         return 0
     keys: set[str | bytes] = set()
     for form in forms:
-        keys.update(prefix + form for prefix in PHONE_KEY_PREFIXES)
+        keys.update(prefix + form for prefix in _phone_key_prefixes(client))
         # Any other key that carries the number in its name (glob specials escaped).
         pattern = "*" + re.sub(r"([*?\[\]\\])", r"\\\1", form) + "*"
         keys.update(client.scan_iter(match=pattern, count=1000))
@@ -79,7 +87,7 @@ def _forget_phone_keys(client: redis.Redis, phones: Iterable[str]) -> int:
             if isinstance(raw, bytes) and any(n in raw for n in needles):
                 keys.add(name)
 
-    for name in client.scan_iter(match=APP_KEYS, count=1000, _type="string"):
+    for name in client.scan_iter(match=_app_keys(client), count=1000, _type="string"):
         batch.append(name)
         if len(batch) == 500:
             check(batch)

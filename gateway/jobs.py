@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, select
 
 from casestore import calls, outbox
 from casestore.db import database_url, make_engine
+from casestore.reach import NOTICE
 from gateway.calls import Caller, caller_from_env
 from gateway.senders import SendError, SmsSender, sender_from_env, watch_write
 from gateway.sendrate import DeliverySettings, SendRate, send_interval
@@ -98,10 +99,11 @@ def sender_for(provider: str) -> SmsSender:
     relevant = tuple(
         sorted((k, v) for k, v in os.environ.items() if k.startswith(("TWILIO_", "AT_")))
     )
-    key = (provider, relevant)
+    timeout = _delivery.timeout_seconds
+    key = (provider, (*relevant, ("timeout", str(timeout))))
     sender = _senders.get(key)
     if sender is None:
-        sender = _senders[key] = sender_from_env(provider, dict(relevant))
+        sender = _senders[key] = sender_from_env(provider, dict(relevant), timeout=timeout)
     return sender
 
 
@@ -298,6 +300,11 @@ def _caller_for(provider: str, env: tuple[tuple[str, str], ...]) -> Caller:
     return caller_from_env(provider, dict(env))
 
 
+def caller_for(provider: str) -> Caller:
+    """The provider's call client (one per process and environment)."""
+    return _caller(provider)
+
+
 def _caller(provider: str) -> Caller:
     relevant = tuple(
         sorted((k, v) for k, v in os.environ.items() if k.startswith(("TWILIO_", "AT_")))
@@ -317,6 +324,8 @@ def _call_urls(call: calls.ClaimedCall) -> tuple[str | None, str | None]:
         if call.survey_id is None:
             raise SendError("a survey call without its survey", retryable=False)
         return f"{base}/webhooks/twilio/survey?survey={call.survey_id}", status
+    if call.kind == NOTICE:  # says the notice's message, not the menu
+        return f"{base}/webhooks/twilio/notice?call={call.id}", status
     return f"{base}/webhooks/twilio/voice", status
 
 

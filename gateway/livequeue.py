@@ -3,15 +3,16 @@
 Providers tell us about waiting callers (Twilio's waitUrl every few seconds, the Enqueue action
 and status callbacks; Africa's Talking's Enqueue and the final request of the call; the
 simulator's buttons). The console reads the registry; nothing here touches the database.
+Keys live under the deployment's prefix (gateway.rediskeys; `ventanilla` by default):
 
-    ventanilla:live:q:<DEPT>       hash CallSid -> Waiting (JSON)
-    ventanilla:live:where:<sid>    the department a caller waits in
-    ventanilla:live:claim:<sid>    an operator is being connected to this caller: the waitUrl
+    <prefix>:live:q:<DEPT>       hash CallSid -> Waiting (JSON)
+    <prefix>:live:where:<sid>    the department a caller waits in
+    <prefix>:live:claim:<sid>    an operator is being connected to this caller: the waitUrl
                                    does not put them back meanwhile (expires on its own)
-    ventanilla:live:call:<sid>     LiveCall: the caller once an operator took them
-    ventanilla:live:leg:<ref>      the operator's call (provider ref) -> the caller's sid
-    ventanilla:live:op:<id>        the operator's current call
-    ventanilla:live:version        bumped on every change: the live views poll it
+    <prefix>:live:call:<sid>     LiveCall: the caller once an operator took them
+    <prefix>:live:leg:<ref>      the operator's call (provider ref) -> the caller's sid
+    <prefix>:live:op:<id>        the operator's current call
+    <prefix>:live:version        bumped on every change: the live views poll it
 
 Order: urgent callers first, then the longest wait.
 """
@@ -26,8 +27,8 @@ from typing import Any
 
 import redis
 
-PREFIX = "ventanilla:live:"
-VERSION = PREFIX + "version"
+from gateway.rediskeys import keys_of
+
 # Twilio asks the waitUrl again every ~25 s: a caller not heard of for this long has gone.
 # Other providers never refresh; their end-of-call request removes the caller.
 STALE_SECONDS = {"twilio": 120.0}
@@ -90,8 +91,16 @@ class LiveCall:
         )
 
 
-def _queue_key(department: str) -> str:
-    return PREFIX + "q:" + department
+def _prefix(client: redis.Redis) -> str:
+    return keys_of(client).live
+
+
+def _version_key(client: redis.Redis) -> str:
+    return _prefix(client) + "version"
+
+
+def _queue_key(client: redis.Redis, department: str) -> str:
+    return _prefix(client) + "q:" + department
 
 
 def _decode_waiting(raw: bytes | str) -> Waiting | None:
@@ -113,7 +122,7 @@ def _decode_call(raw: bytes | str | None) -> LiveCall | None:
 
 
 def version(client: redis.Redis) -> int:
-    raw = client.get(VERSION)
+    raw = client.get(_version_key(client))
     return int(raw) if raw is not None else 0
 
 
@@ -127,27 +136,29 @@ def register(client: redis.Redis, entry: Waiting) -> bool:
     A caller keeps the time they joined; one registered in another department moved there
     (a transfer) and leaves the old queue.
     """
-    if client.exists(PREFIX + "claim:" + entry.call_sid):
+    if client.exists(_prefix(client) + "claim:" + entry.call_sid):
         return False
-    where = client.get(PREFIX + "where:" + entry.call_sid)
+    where = client.get(_prefix(client) + "where:" + entry.call_sid)
     previous_department = where.decode() if isinstance(where, bytes) else where
     existing = None
     if previous_department == entry.department:
-        raw = client.hget(_queue_key(entry.department), entry.call_sid)
+        raw = client.hget(_queue_key(client, entry.department), entry.call_sid)
         existing = _decode_waiting(raw) if raw is not None else None
     if existing is not None:
         entry = replace(entry, since=min(existing.since, entry.since))
     pipe = client.pipeline()
     if previous_department and previous_department != entry.department:
-        pipe.hdel(_queue_key(previous_department), entry.call_sid)
-    pipe.hset(_queue_key(entry.department), entry.call_sid, json.dumps(asdict(entry)))
-    pipe.set(PREFIX + "where:" + entry.call_sid, entry.department, ex=int(DEFAULT_STALE_SECONDS))
+        pipe.hdel(_queue_key(client, previous_department), entry.call_sid)
+    pipe.hset(_queue_key(client, entry.department), entry.call_sid, json.dumps(asdict(entry)))
+    pipe.set(
+        _prefix(client) + "where:" + entry.call_sid, entry.department, ex=int(DEFAULT_STALE_SECONDS)
+    )
     changed = existing is None or (existing.position, existing.urgent) != (
         entry.position,
         entry.urgent,
     )
     if changed:
-        pipe.incr(VERSION)
+        pipe.incr(_version_key(client))
     pipe.execute()
     return True
 
@@ -175,14 +186,14 @@ def remove(client: redis.Redis, call_sid: str, department: str | None = None) ->
 
     A report about the queue a caller was transferred out of leaves the new queue alone.
     """
-    where = client.get(PREFIX + "where:" + call_sid)
+    where = client.get(_prefix(client) + "where:" + call_sid)
     current = where.decode() if isinstance(where, bytes) else where
     if current is None or (department is not None and current != department):
         return False
     pipe = client.pipeline()
-    pipe.hdel(_queue_key(current), call_sid)
-    pipe.delete(PREFIX + "where:" + call_sid)
-    pipe.incr(VERSION)
+    pipe.hdel(_queue_key(client, current), call_sid)
+    pipe.delete(_prefix(client) + "where:" + call_sid)
+    pipe.incr(_version_key(client))
     pipe.execute()
     return True
 
@@ -192,13 +203,13 @@ def get(client: redis.Redis, call_sid: str) -> Waiting | None:
     department = department_of(client, call_sid)
     if department is None:
         return None
-    raw = client.hget(_queue_key(department), call_sid)
+    raw = client.hget(_queue_key(client, department), call_sid)
     return _decode_waiting(raw) if raw is not None else None
 
 
 def department_of(client: redis.Redis, call_sid: str) -> str | None:
     """The queue a caller waits in now, if any."""
-    where = client.get(PREFIX + "where:" + call_sid)
+    where = client.get(_prefix(client) + "where:" + call_sid)
     return where.decode() if isinstance(where, bytes) else where
 
 
@@ -214,7 +225,7 @@ def waiting(
     now = time.time() if now is None else now
     found: list[Waiting] = []
     for department in sorted(departments):
-        rows: dict[bytes, bytes] = client.hgetall(_queue_key(department))  # type: ignore[assignment]
+        rows: dict[bytes, bytes] = client.hgetall(_queue_key(client, department))  # type: ignore[assignment]
         for sid, raw in rows.items():
             entry = _decode_waiting(raw)
             if entry is None or _stale(entry, now):
@@ -255,25 +266,25 @@ def jumps_the_line(chosen: Waiting, entries: Iterable[Waiting]) -> bool:
 
 def claim(client: redis.Redis, entry: Waiting, operator_id: int) -> bool:
     """Take the caller out of the queue for one operator; False if another got them first."""
-    if not client.hdel(_queue_key(entry.department), entry.call_sid):
+    if not client.hdel(_queue_key(client, entry.department), entry.call_sid):
         return False
     pipe = client.pipeline()
-    pipe.set(PREFIX + "claim:" + entry.call_sid, str(operator_id), ex=CLAIM_SECONDS)
-    pipe.delete(PREFIX + "where:" + entry.call_sid)
-    pipe.incr(VERSION)
+    pipe.set(_prefix(client) + "claim:" + entry.call_sid, str(operator_id), ex=CLAIM_SECONDS)
+    pipe.delete(_prefix(client) + "where:" + entry.call_sid)
+    pipe.incr(_version_key(client))
     pipe.execute()
     return True
 
 
 def release(client: redis.Redis, entry: Waiting) -> None:
     """The operator's phone could not be reached: the caller waits again, in their place."""
-    client.delete(PREFIX + "claim:" + entry.call_sid)
+    client.delete(_prefix(client) + "claim:" + entry.call_sid)
     register(client, entry)
 
 
 def unclaim(client: redis.Redis, call_sid: str) -> None:
     """Forget the claim only: the provider's next waitUrl request puts the caller back."""
-    client.delete(PREFIX + "claim:" + call_sid)
+    client.delete(_prefix(client) + "claim:" + call_sid)
 
 
 # ---------------------------------------------------------------- taken calls
@@ -281,26 +292,26 @@ def unclaim(client: redis.Redis, call_sid: str) -> None:
 
 def start_call(client: redis.Redis, call: LiveCall) -> None:
     pipe = client.pipeline()
-    pipe.set(PREFIX + "call:" + call.call_sid, json.dumps(asdict(call)), ex=CALL_SECONDS)
+    pipe.set(_prefix(client) + "call:" + call.call_sid, json.dumps(asdict(call)), ex=CALL_SECONDS)
     if call.operator_leg:
-        pipe.set(PREFIX + "leg:" + call.operator_leg, call.call_sid, ex=CALL_SECONDS)
-    pipe.set(PREFIX + "op:" + str(call.operator_id), call.call_sid, ex=CALL_SECONDS)
-    pipe.incr(VERSION)
+        pipe.set(_prefix(client) + "leg:" + call.operator_leg, call.call_sid, ex=CALL_SECONDS)
+    pipe.set(_prefix(client) + "op:" + str(call.operator_id), call.call_sid, ex=CALL_SECONDS)
+    pipe.incr(_version_key(client))
     pipe.execute()
 
 
 def load_call(client: redis.Redis, call_sid: str) -> LiveCall | None:
-    return _decode_call(client.get(PREFIX + "call:" + call_sid))
+    return _decode_call(client.get(_prefix(client) + "call:" + call_sid))
 
 
 def call_for_leg(client: redis.Redis, leg_ref: str) -> str | None:
     """The caller an operator's call (its provider reference) was placed for."""
-    raw = client.get(PREFIX + "leg:" + leg_ref)
+    raw = client.get(_prefix(client) + "leg:" + leg_ref)
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def current_call(client: redis.Redis, operator_id: int) -> str | None:
-    raw = client.get(PREFIX + "op:" + str(operator_id))
+    raw = client.get(_prefix(client) + "op:" + str(operator_id))
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
@@ -308,7 +319,7 @@ def update_call(
     client: redis.Redis, call_sid: str, change: Callable[[LiveCall], LiveCall]
 ) -> LiveCall | None:
     """Apply `change` to a taken call atomically (the operator and the provider both write)."""
-    key = PREFIX + "call:" + call_sid
+    key = _prefix(client) + "call:" + call_sid
     with client.pipeline() as pipe:
         while True:
             try:
@@ -320,7 +331,7 @@ def update_call(
                 changed = change(found)
                 pipe.multi()
                 pipe.set(key, json.dumps(asdict(changed)), ex=CALL_SECONDS)
-                pipe.incr(VERSION)
+                pipe.incr(_version_key(client))
                 pipe.execute()
                 return changed
             except redis.WatchError:
@@ -342,4 +353,4 @@ def caller_gone(client: redis.Redis, call_sid: str) -> None:
 def finish_operator(client: redis.Redis, call: LiveCall) -> None:
     """The operator is done with this call (wrapped up): it is no longer their current one."""
     if current_call(client, call.operator_id) == call.call_sid:
-        client.delete(PREFIX + "op:" + str(call.operator_id))
+        client.delete(_prefix(client) + "op:" + str(call.operator_id))

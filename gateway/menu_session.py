@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from casestore import menu_actions
 from casestore.db import is_unreachable
 from gateway import outage
+from gateway.rediskeys import keys_of
 from ivr.hours import is_open
 from ivr.machine import Action, Context, Outcome, Screen, State, resume, start, step
 from ivr.menu import Menu
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
-PREFIX = "ventanilla:menu:"
 
 
 def _decode_state(raw: bytes | str | None) -> State | None:
@@ -47,36 +47,39 @@ class SessionStore:
 
     def __init__(self, client: redis.Redis, ttl: int, resume_seconds: int) -> None:
         self.client = client
+        self.prefix = keys_of(client).menu  # this deployment's menu keys
         self.ttl = ttl
         self.resume_seconds = resume_seconds
 
     def load(self, key: str) -> State | None:
-        return _decode_state(self.client.get(PREFIX + "s:" + key))
+        return _decode_state(self.client.get(self.prefix + "s:" + key))
 
     def save(self, key: str, state: State) -> None:
-        self.client.set(PREFIX + "s:" + key, json.dumps(asdict(state)), ex=self.ttl)
+        self.client.set(self.prefix + "s:" + key, json.dumps(asdict(state)), ex=self.ttl)
 
     def drop(self, key: str) -> None:
-        self.client.delete(PREFIX + "s:" + key)
+        self.client.delete(self.prefix + "s:" + key)
 
     def cached(self, key: str) -> str | None:
-        raw = self.client.get(PREFIX + "a:" + key)
+        raw = self.client.get(self.prefix + "a:" + key)
         return raw.decode() if isinstance(raw, bytes) else raw
 
     def cache(self, key: str, answer: str) -> None:
-        self.client.set(PREFIX + "a:" + key, answer, ex=self.ttl)
+        self.client.set(self.prefix + "a:" + key, answer, ex=self.ttl)
 
     def keep_resumable(self, phone: str, state: State) -> None:
-        self.client.set(PREFIX + "r:" + phone, json.dumps(asdict(state)), ex=self.resume_seconds)
+        self.client.set(
+            self.prefix + "r:" + phone, json.dumps(asdict(state)), ex=self.resume_seconds
+        )
 
     def take_resumable(self, phone: str) -> State | None:
-        key = PREFIX + "r:" + phone
+        key = self.prefix + "r:" + phone
         raw = self.client.get(key)
         self.client.delete(key)
         return _decode_state(raw)
 
     def forget_resumable(self, phone: str) -> None:
-        self.client.delete(PREFIX + "r:" + phone)
+        self.client.delete(self.prefix + "r:" + phone)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ AT_REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject/></Response
 # "busy": the caller hears a busy tone. Twilio's default ("rejected") plays a not-in-service
 # message, which would tell the citizen the number is wrong.
 TWILIO_REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
-_SEEN = "ventanilla:missed:"  # Redis: trigger calls already handled (a redelivery adds nothing)
 _SEEN_SECONDS = 24 * 3600
 
 
@@ -81,7 +80,7 @@ def record_missed_call(rt: Runtime, phone: str | None, now: datetime) -> MissedC
 
 async def handle_missed_call(rt: Runtime, provider: str, ref: str, phone: str | None) -> None:
     """Record one trigger call once, whatever the provider redelivers."""
-    seen = f"{_SEEN}{provider}:{ref}"
+    seen = f"{rt.redis_keys.missed}{provider}:{ref}"  # handled: a redelivery adds nothing
     if rt.redis.exists(seen):
         return
     await run_in_threadpool(record_missed_call, rt, phone, datetime.now(UTC))

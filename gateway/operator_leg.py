@@ -64,9 +64,7 @@ BRIDGED_PATH = LEG_PATH + "/bridged"
 LEG_STATUS_PATH = LEG_PATH + "/status"
 DIAL_TIMEOUT = 20  # seconds the operator's leg waits for the caller to reach its queue
 TRANSFER_STEP = 5000  # action steps of transfers: far from the menu's own step numbers
-_ANSWERS = "ventanilla:live:answer:"  # operator-leg TwiML, answered once per leg
 _ANSWER_SECONDS = 600
-_STEPS = "ventanilla:live:step:"
 
 SPEECH: Mapping[str, Mapping[str, str]] = {
     "es": {
@@ -198,7 +196,7 @@ def redirect_twilio_call(rt: Runtime, call_sid: str, twiml: str) -> None:
 
 def _queue_step(rt: Runtime, call_sid: str) -> int:
     """A fresh step for the Enqueue action of a transfer (its answer is cached per step)."""
-    key = _STEPS + call_sid
+    key = rt.redis_keys.live + "step:" + call_sid
     step = int(rt.redis.incr(key))
     rt.redis.expire(key, livequeue.CALL_SECONDS)
     return TRANSFER_STEP + step
@@ -371,7 +369,7 @@ async def operator_answered(request: Request) -> Response:
     except BadRequest as exc:
         return refuse(exc)
     leg = form["CallSid"].strip()
-    cached = rt.redis.get(_ANSWERS + leg)
+    cached = rt.redis.get(rt.redis_keys.live + "answer:" + leg)
     if cached is not None:  # a redelivery must not move the caller twice
         return _xml(cached.decode() if isinstance(cached, bytes) else str(cached))
     queue = department
@@ -385,7 +383,7 @@ async def operator_answered(request: Request) -> Response:
         except SendError as exc:  # the caller hung up meanwhile: take the next one in line
             log.warning("could not move the chosen caller to the operator: %s", exc.reason)
     twiml = render_leg(rt, department, queue)
-    rt.redis.set(_ANSWERS + leg, twiml, ex=_ANSWER_SECONDS)
+    rt.redis.set(rt.redis_keys.live + "answer:" + leg, twiml, ex=_ANSWER_SECONDS)
 
     def answered() -> None:
         with rt.sessions() as session, session.begin():

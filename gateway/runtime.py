@@ -16,6 +16,7 @@ from casestore.intake import IntakeRequest, process_sms
 from casestore.writer import GroupCommitWriter
 from gateway.menu_session import SessionStore
 from gateway.redisconn import connect
+from gateway.rediskeys import RedisKeys, keys_for_config
 from gateway.settings import Settings
 from gateway.spool import Spool, spool_dir
 from ivr.menu import Menu, load_menu
@@ -36,8 +37,13 @@ class Runtime:
     @property
     def redis(self) -> redis.Redis:
         if self._redis is None:
-            self._redis = connect(self.settings.redis_url)
+            self._redis = connect(self.settings.redis_url, self.redis_keys)
         return self._redis
+
+    @property
+    def redis_keys(self) -> RedisKeys:
+        """This deployment's Redis key prefix and queue names."""
+        return keys_for_config(self.config.raw)
 
     @property
     def menu_store(self) -> SessionStore:

@@ -607,14 +607,16 @@ def optional_env(env: Mapping[str, str], variable: str) -> str | None:
 _required, _optional = required_env, optional_env
 
 
-def sender_from_env(name: str, env: Mapping[str, str]) -> SmsSender:
-    """Build the sender `name` from the TWILIO_* / AT_* variables of the contract."""
+def sender_from_env(name: str, env: Mapping[str, str], *, timeout: float = 10.0) -> SmsSender:
+    """Build the sender `name` from the TWILIO_* / AT_* variables of the contract; `timeout`
+    is how long one request to the provider may take ([delivery] timeout_seconds)."""
     if name == "twilio":
         return TwilioSender(
             _required(env, "TWILIO_ACCOUNT_SID"),
             _required(env, "TWILIO_AUTH_TOKEN"),
             _required(env, "TWILIO_FROM_NUMBER"),
             api_base_url=_optional(env, "TWILIO_API_BASE_URL"),
+            timeout=timeout,
         )
     if name == "africastalking":
         return AfricasTalkingSender(
@@ -622,6 +624,7 @@ def sender_from_env(name: str, env: Mapping[str, str]) -> SmsSender:
             _required(env, "AT_API_KEY"),
             _optional(env, "AT_SENDER_ID"),
             api_base_url=_optional(env, "AT_API_BASE_URL"),
+            timeout=timeout,
         )
     if name == "outbox":
         return OutboxSender()

@@ -30,8 +30,8 @@ from typing import Any
 import redis
 
 from casestore.config import Config, ConfigError
+from gateway.rediskeys import keys_of
 
-KEY_PREFIX = "ventanilla:send-rate:"
 HEADROOM = 0.95
 
 
@@ -47,6 +47,7 @@ class DeliverySettings:
     max_per_second: float = 0.0
     per_sender: Mapping[str, float] = field(default_factory=dict)
     concurrency: int = 64
+    timeout_seconds: float = 10.0  # one provider request; a timeout is retried with backoff
 
     def rate_for(self, sender_key: str) -> float:
         """Messages per second for `provider:from` (0 = no limit): the sender's own entry,
@@ -81,7 +82,14 @@ def delivery_settings(config: Config | None) -> DeliverySettings:
             for key, value in per_sender.items()
         },
         concurrency=min(concurrency, 1000),
+        timeout_seconds=_timeout(section.get("timeout_seconds", 10)),
     )
+
+
+def _timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 60:
+        raise ConfigError("delivery.timeout_seconds must be a number of seconds from 0 to 60")
+    return float(value)
 
 
 # KEYS[1] the sender's next free slot (Redis server seconds); ARGV interval, count, max_wait.
@@ -108,6 +116,7 @@ class SendRate:
 
     def __init__(self, connection: redis.Redis) -> None:
         self._script = connection.register_script(_RESERVE)
+        self._prefix = keys_of(connection).send_rate
 
     def reserve(
         self, sender_key: str, count: int, interval: float, max_wait: float
@@ -115,6 +124,6 @@ class SendRate:
         """Reserve `count` consecutive slots `interval` seconds apart: (True, seconds until the
         first). (False, wait) and nothing reserved if the first is more than `max_wait` away."""
         reserved, wait = self._script(
-            keys=[KEY_PREFIX + sender_key], args=[interval, count, max_wait]
+            keys=[self._prefix + sender_key], args=[interval, count, max_wait]
         )
         return bool(int(reserved)), float(wait)

@@ -32,8 +32,8 @@ from sms.phone import PhoneError, contact_key, normalise_phone
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PROVIDER = "simulator"
 DEFAULT_PHONE = "+54 9 11 5555 0001"
-_MINE = "ventanilla:sim:call:"  # the simulated phone's own call to the ministry
-_MINE_SECONDS = 2 * 3600
+
+_MINE_SECONDS = 2 * 3600  # the simulated phone's own call to the ministry
 
 
 def _runtime(request: Request) -> Runtime:
@@ -43,7 +43,7 @@ def _runtime(request: Request) -> Runtime:
 
 def _my_call(rt: Runtime, phone: str) -> dict[str, Any] | None:
     """This phone's call to the ministry, as the citizen hears it."""
-    raw = rt.redis.get(_MINE + phone)
+    raw = rt.redis.get(rt.redis_keys.simulator_call + phone)
     if raw is None:
         return None
     sid = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -186,13 +186,13 @@ async def simulator_call(request: Request) -> Response:
             urgent=form.get("urgent") == "1",
             language=rt.config.default_language,
         )
-        rt.redis.set(_MINE + phone, sid, ex=_MINE_SECONDS)
+        rt.redis.set(rt.redis_keys.simulator_call + phone, sid, ex=_MINE_SECONDS)
     elif action == "hangup":
-        raw = rt.redis.get(_MINE + phone)
+        raw = rt.redis.get(rt.redis_keys.simulator_call + phone)
         if raw is not None:
             sid = raw.decode() if isinstance(raw, bytes) else str(raw)
             await run_in_threadpool(livequeue.caller_gone, rt.redis, sid)
-            rt.redis.delete(_MINE + phone)
+            rt.redis.delete(rt.redis_keys.simulator_call + phone)
     elif action in ("answer", "decline", "end"):
         try:
             call_id = form_id(form, "call_id")

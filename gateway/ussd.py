@@ -28,7 +28,6 @@ from casestore.menu_actions import ussd_limit_hit
 from gateway import africastalking
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import (
-    PREFIX,
     Call,
     SessionStore,
     _decode_state,
@@ -181,8 +180,8 @@ def replay(menu: Menu, text: str) -> tuple[State, str] | None:
 # ---------------------------------------------------------------- the session
 
 
-def _text_key(key: str) -> str:
-    return PREFIX + "t:" + key
+def _text_key(store: SessionStore, key: str) -> str:
+    return store.prefix + "t:" + key
 
 
 def _answer_key(key: str, text: str) -> str:
@@ -192,7 +191,7 @@ def _answer_key(key: str, text: str) -> str:
 
 def remember(store: SessionStore, key: str, text: str) -> None:
     """Keep the session's last `text`, to read the next request's input off it."""
-    store.client.set(_text_key(key), text, ex=store.ttl)
+    store.client.set(_text_key(store, key), text, ex=store.ttl)
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,7 @@ class _Session:
 async def _read(store: SessionStore, key: str, answer_key: str) -> _Session:
     """The cached answer, the last text and the menu state, in one command
     (the keys are SessionStore's: "a:" cached answers, "s:" states)."""
-    keys = [PREFIX + "a:" + answer_key, _text_key(key), PREFIX + "s:" + key]
+    keys = [store.prefix + "a:" + answer_key, _text_key(store, key), store.prefix + "s:" + key]
     ((cached, previous, state),) = await batch_for(store.client).run(lambda pipe: pipe.mget(keys))
     return _Session(
         cached.decode() if isinstance(cached, bytes) else cached,
@@ -238,7 +237,7 @@ async def _write(
                     queued.keep_resumable(phone, screen.state)
         queued.cache(answer_key, body)
         if screen.end:
-            pipe.delete(_text_key(key))
+            pipe.delete(_text_key(store, key))
         else:
             remember(queued, key, text)
 
@@ -300,7 +299,7 @@ async def _over_session_limit(rt: Runtime, store: SessionStore, phone: str) -> s
     `[limits] ussd_sessions_per_hour` the END screen that says so, in the citizen's language
     and with the emergency lines (nothing urgent is refused: SMS and calls stay open)."""
     limit = rt.config.limits.ussd_sessions_per_hour
-    key = PREFIX + "n:" + phone
+    key = store.prefix + "n:" + phone
 
     def count(pipe: Pipeline) -> None:
         pipe.set(key, 0, ex=SESSION_WINDOW_SECONDS, nx=True)  # the window opens with the first

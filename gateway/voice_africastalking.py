@@ -53,7 +53,6 @@ DEFAULT_VOICE = "woman"  # AT documents "man" and "woman"
 LOCK_MS = 15_000
 LOCK_WAIT = 3.0
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
-_KEYS = "ventanilla:atvoice:"
 _INPUTS = {"d": "digits", "r": "recording"}
 _KEYPAD = frozenset("0123456789*#")
 # Speech the menu prompts do not cover; `[ivr.voice.<lang>]` may override each. "option" and
@@ -295,7 +294,7 @@ async def _party(rt: Runtime, request: VoiceRequest, first: bool) -> Party:
     """The citizen: the caller on inbound calls, the number we dialled on calls we placed."""
     if not request.outbound:
         return Party(request.phone)
-    remembered = _KEYS + "party:" + request.session_id
+    remembered = rt.redis_keys.atvoice + "party:" + request.session_id
     if first:
 
         def answered() -> calls.PlacedCall | None:
@@ -336,6 +335,11 @@ async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
         survey_question = await voice_survey.at_answered(rt, request.session_id)
         if survey_question is not None:
             return survey_question
+        from gateway import voice_notice  # imported here: it builds on gateway.voice_twilio
+
+        notice = await voice_notice.at_answered(rt, request.session_id)
+        if notice is not None:
+            return notice
     party = await _party(rt, request, first=step.number == 0)
     screen = await advance(
         rt,
@@ -383,7 +387,7 @@ async def _finish(rt: Runtime, request: VoiceRequest) -> str:
             ),
         )
     store.drop(key)
-    rt.redis.delete(_KEYS + "party:" + request.session_id)
+    rt.redis.delete(rt.redis_keys.atvoice + "party:" + request.session_id)
     await run_in_threadpool(operator_leg.at_session_ended, rt, request.session_id)
     if request.outbound:
         reason = request.hangup_cause or request.session_state or None
@@ -419,7 +423,7 @@ async def at_voice(request: Request) -> Response:
 
 async def _answer(rt: Runtime, voice_request: VoiceRequest, step: Step) -> str:
     session_id = voice_request.session_id
-    async with _one_at_a_time(rt.redis, _KEYS + "lock:" + session_id):
+    async with _one_at_a_time(rt.redis, rt.redis_keys.atvoice + "lock:" + session_id):
         if not voice_request.active:
             return await _finish(rt, voice_request)
         answer_key = f"atvoice:{session_id}:{step.number}"

@@ -37,6 +37,7 @@ from casestore.menu_actions import spoken_tracking
 from gateway import livequeue, twilio
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import Call, SessionStore, advance, perform
+from gateway.rediskeys import keys_of
 from gateway.runtime import Runtime
 from gateway.webhooks import public_url, refuse, runtime, unavailable
 from ivr.machine import Action, Expect, Screen, State, queue_wait, resume
@@ -67,7 +68,6 @@ DONE_RESULTS = frozenset({"bridged", "bridging-in-process", "redirected-from-bri
 QUEUE_RESULTS = CALLBACK_RESULTS | GONE_RESULTS | DONE_RESULTS
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
-LOCK_PREFIX = "ventanilla:voice:twilio:lock:"
 LOCK_SECONDS = 15
 TWIN_WAIT_SECONDS = 10.0
 
@@ -323,7 +323,7 @@ async def _once(
     cached = store.cached(key)
     if cached is not None:
         return _xml(cached)
-    lock = LOCK_PREFIX + key
+    lock = keys_of(store.client).twilio_voice_lock + key
     if not store.client.set(lock, "1", nx=True, ex=LOCK_SECONDS):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TWIN_WAIT_SECONDS

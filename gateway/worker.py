@@ -21,18 +21,19 @@ from casestore.models import Survey, SurveyStatus
 from feedback.surveys import send_due_surveys
 from feedback.voice import follow_up as follow_up_voice_surveys
 from gateway.jobs import (
+    caller_for,
     close_senders,
     configure_delivery,
     place_calls,
     send_messages,
     sender_for,
 )
+from gateway.rediskeys import keys_of
 from gateway.senders import CannotReconcile, SendError
 from gateway.sendrate import delivery_settings
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "ventanilla"
 # Ids per job: a job claims its batch in one statement, sends it concurrently and records it in
 # one transaction, so bigger batches cost fewer round trips (one job per message tops out at a
 # few hundred a second); 100 still spreads a burst over every worker process.
@@ -41,7 +42,8 @@ CALL_BATCH = 50
 
 
 def make_queue(connection: redis.Redis) -> Queue:
-    return Queue(QUEUE_NAME, connection=connection)
+    """This deployment's queue: named by the prefix bound to `connection` (gateway.rediskeys)."""
+    return Queue(keys_of(connection).queue, connection=connection)
 
 
 def dispatch(engine: Engine, queue: Queue, limit: int = 2000) -> int:
@@ -51,15 +53,23 @@ def dispatch(engine: Engine, queue: Queue, limit: int = 2000) -> int:
     fails nothing changes; if the commit fails the jobs still find the rows pending.
     """
     now = datetime.now(UTC)
+    keys = keys_of(queue.connection)
     with engine.begin() as conn:
         ids = outbox.take_due(conn, now, limit)
         jobs = [
-            Queue.prepare_data(send_messages, (ids[start : start + BATCH],), timeout=600)
+            Queue.prepare_data(
+                send_messages, (ids[start : start + BATCH],), timeout=600, job_id=keys.job_id()
+            )
             for start in range(0, len(ids), BATCH)
         ]
         call_ids = calls.take_due(conn, now, limit)
         jobs += [
-            Queue.prepare_data(place_calls, (call_ids[start : start + CALL_BATCH],), timeout=600)
+            Queue.prepare_data(
+                place_calls,
+                (call_ids[start : start + CALL_BATCH],),
+                timeout=600,
+                job_id=keys.job_id(),
+            )
             for start in range(0, len(call_ids), CALL_BATCH)
         ]
         if jobs:
@@ -73,9 +83,10 @@ def sweep(engine: Engine) -> tuple[int, int]:
     now = datetime.now(UTC)
     with engine.begin() as conn:
         lost = outbox.sweep(conn, now)
+        unsettled_calls = calls.take_expired_leases(conn, now)
         lost_calls, expired_calls = calls.sweep(conn, now)
         unsettled = outbox.take_expired_leases(conn, now)
-    settled = reconcile(engine, unsettled)
+    settled = reconcile(engine, unsettled) + reconcile_calls(engine, unsettled_calls)
     lost, expired = lost + lost_calls, settled + expired_calls
     if lost or expired:
         log.warning("sweeper: %d rows re-queued, %d interrupted sends settled", lost, expired)
@@ -96,6 +107,24 @@ def reconcile(engine: Engine, unsettled: list[outbox.Unsettled]) -> int:
             continue
         with engine.begin() as conn:
             outbox.settle(conn, row.id, datetime.now(UTC), found_ref=found, could_ask=could_ask)
+        settled += 1
+    return settled
+
+
+def reconcile_calls(engine: Engine, unsettled: list[calls.UnsettledCall]) -> int:
+    """Ask the provider whether each interrupted call was placed; dial again only if not."""
+    settled = 0
+    for row in unsettled:
+        could_ask = True
+        try:
+            found = caller_for(row.provider).find_placed(row.to_address, row.since)
+        except CannotReconcile:
+            found, could_ask = None, False
+        except (SendError, ValueError) as exc:  # provider unreachable: try again next sweep
+            log.warning("reconcile call %s: %s", row.id, exc)
+            continue
+        with engine.begin() as conn:
+            calls.settle(conn, row.id, datetime.now(UTC), found_ref=found, could_ask=could_ask)
         settled += 1
     return settled
 

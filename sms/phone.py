@@ -78,8 +78,10 @@ def contact_key(e164: str) -> str:
     """Return the form of an E.164 number that identifies one contact.
 
     An Argentine mobile is "+54 9 <area> <number>", but some routes (voice mostly) present it
-    without the 9. Both forms map to the mobile one, with the 9, because SMS always comes
-    from mobiles. Any other number is returned unchanged.
+    without the 9. Both forms map to one contact, keyed by the mobile form. The key says who,
+    not how to reach them: a real landline calls from "+54 <area> <number>" too, so whether the
+    contact takes SMS is learnt separately (`sms_unreachable_reason` of the number as
+    presented, delivery errors; casestore.reach). Any other number is returned unchanged.
     """
     if not e164.startswith("+54") or e164.startswith("+549"):
         return e164
@@ -138,3 +140,26 @@ def can_receive_sms(e164: str) -> bool:
     if not phonenumbers.is_possible_number(number):
         return False
     return phonenumbers.number_type(number) in _SMS_TYPES
+
+
+FIXED_LINE = "fixed_line"
+NOT_MOBILE = "not_mobile"
+
+
+def sms_unreachable_reason(presented: str) -> str | None:
+    """Why the number as the network presented it cannot take an SMS, or None if it can.
+
+    "fixed_line" for a landline ("+54 11 4321 0000": in Argentina a number without the 9, or a
+    national "0 <area> 15 …" turned into "+54 9 …" by `normalise_phone`, is read by its type),
+    "not_mobile" for toll-free, premium-rate, VoIP and other special numbers. Mobile, fixed
+    line or mobile (US, …) and unknown types are taken as SMS-capable.
+    """
+    if can_receive_sms(presented):
+        return None
+    try:
+        number = phonenumbers.parse(presented, None)
+    except NumberParseException:
+        return NOT_MOBILE
+    if phonenumbers.number_type(number) == PhoneNumberType.FIXED_LINE:
+        return FIXED_LINE
+    return NOT_MOBILE

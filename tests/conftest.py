@@ -28,10 +28,11 @@ from casestore.db import make_engine
 from casestore.migrations import upgrade
 from casestore.models import Base
 from gateway.app import create_app
+from gateway.rediskeys import RedisKeys, delete_all
 from gateway.settings import Settings, load_settings
 from tests.fakeprovider import FakeProvider
 from tests.helpers import admin_token
-from tests.settings import POSTGRES_ADMIN_URL, REDIS_URL
+from tests.settings import POSTGRES_ADMIN_URL, REDIS_PREFIX, REDIS_URL
 
 # Test clients stand in for a browser on the machine that runs `make run` (loopback peer).
 LOCAL_CLIENT = ("127.0.0.1", 50000)
@@ -147,10 +148,11 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 # ---------------------------------------------------------------- redis, provider
 @pytest.fixture
 def redis_url() -> Iterator[str]:
+    """The test Redis, with none of this run's keys in it (other runs' keys are left alone)."""
     client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+    delete_all(client, RedisKeys(REDIS_PREFIX))
     yield REDIS_URL
-    client.flushdb()
+    delete_all(client, RedisKeys(REDIS_PREFIX))
     client.close()
 
 
@@ -179,6 +181,7 @@ def app_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
         "AT_USERNAME": "ventanilla-test",
         "AT_API_KEY": AT_KEY,
         "AT_SENDER_ID": "DesSocial",
+        "VENTANILLA__REDIS__PREFIX": REDIS_PREFIX,
     }
     env.update(extra)
     return env

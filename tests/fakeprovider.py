@@ -92,6 +92,7 @@ class FakeCall:
     from_: str | None
     ref: str  # CA… sid / ATVId_… sessionId
     form: dict[str, str]
+    date_created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -352,6 +353,8 @@ class FakeProvider:
             return _twilio_error(405, 20004, "Method not allowed")
         if _TWILIO_CALLS.match(path) and method == "POST":
             return self._twilio_create_call(form)
+        if _TWILIO_CALLS.match(path) and method == "GET":
+            return self._twilio_list_calls(path, query)
         if _TWILIO_RECORDINGS.match(path) and method == "GET":
             return self._twilio_list_recordings(path, query)
         one = _TWILIO_RECORDING.match(path)
@@ -501,23 +504,51 @@ class FakeProvider:
         call = FakeCall("twilio", to, sender, "CA" + secrets.token_hex(16), form)
         with self._lock:
             self.calls.append(call)
-        created = _rfc2822(datetime.now(UTC))
+        return _json_reply(201, self._twilio_call_json(call))
+
+    def _twilio_call_json(self, call: FakeCall) -> dict[str, Any]:
+        created = _rfc2822(call.date_created)
         account = self.twilio_account_sid
+        return {
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "date_created": created,
+            "date_updated": created,
+            "direction": "outbound-api",
+            "from": call.from_,
+            "from_formatted": call.from_,
+            "sid": call.ref,
+            "status": "queued",
+            "to": call.to,
+            "to_formatted": call.to,
+            "uri": f"/2010-04-01/Accounts/{account}/Calls/{call.ref}.json",
+        }
+
+    def _twilio_list_calls(self, path: str, query: dict[str, str]) -> _Reply:
+        """GET Calls.json: the calls placed, filtered by To and From, newest first."""
+        with self._lock:
+            found = [
+                c
+                for c in self.calls
+                if c.provider == "twilio"
+                and ("To" not in query or c.to == query["To"])
+                and ("From" not in query or c.from_ == query["From"])
+            ]
+        found.sort(key=lambda c: c.date_created, reverse=True)
+        page_size = int(query.get("PageSize", "50") or 50)
+        items = [self._twilio_call_json(c) for c in found[:page_size]]
         return _json_reply(
-            201,
+            200,
             {
-                "account_sid": account,
-                "api_version": "2010-04-01",
-                "date_created": created,
-                "date_updated": created,
-                "direction": "outbound-api",
-                "from": sender,
-                "from_formatted": sender,
-                "sid": call.ref,
-                "status": "queued",
-                "to": to,
-                "to_formatted": to,
-                "uri": f"/2010-04-01/Accounts/{account}/Calls/{call.ref}.json",
+                "calls": items,
+                "end": max(len(items) - 1, 0),
+                "first_page_uri": f"{path}?PageSize={page_size}&Page=0",
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": page_size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": f"{path}?PageSize={page_size}&Page=0",
             },
         )
 

@@ -21,7 +21,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from tests.helpers import Db, at_form, counts, twilio_form
-from tests.settings import REDIS_URL
+from tests.settings import REDIS_PREFIX, REDIS_URL
 
 TWILIO_TOKEN = "blackbox-twilio-auth-token"
 AT_TOKEN = "blackbox-at-secret-5f0c2e"
@@ -84,6 +84,7 @@ def env(tmp: Path, db_url: str, port: int) -> dict[str, str]:
         "HOME": str(tmp),
         "VENTANILLA_DATABASE_URL": db_url,
         "VENTANILLA_REDIS_URL": REDIS_URL,
+        "VENTANILLA__REDIS__PREFIX": REDIS_PREFIX,
         "VENTANILLA_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "VENTANILLA_AT_WEBHOOK_TOKEN": AT_TOKEN,

@@ -14,10 +14,12 @@ from casestore import outbox
 from casestore.db import make_engine
 from casestore.models import Contact, MessageStatus, OutboundMessage
 from gateway import jobs
+from gateway.rediskeys import RedisKeys, delete_all
 from gateway.worker import dispatch, make_queue, run_burst, sweep
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
 from tests.fakeprovider import FakeProvider
 from tests.helpers import Db, at_form, post_at
+from tests.settings import REDIS_PREFIX
 
 
 @pytest.fixture
@@ -224,7 +226,7 @@ def test_losing_redis_loses_nothing_and_sends_nothing_twice(
     engine = make_engine(db_url)
     queue = make_queue(worker_env)
     assert dispatch(engine, queue) == 5
-    worker_env.flushdb()  # Redis lost with the jobs in it
+    delete_all(worker_env, RedisKeys(REDIS_PREFIX))  # Redis lost with the jobs in it
     assert dispatch(engine, queue) == 0  # rows are queued, not pending: not picked twice
     with engine.begin() as conn:  # later, the sweeper finds them queued for too long
         lost = outbox.sweep(conn, datetime.now(UTC) + timedelta(minutes=5))

@@ -120,18 +120,16 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _fail_keys(address: str, username: str) -> tuple[str, str]:
+def _fail_keys(rt: Runtime, address: str, username: str) -> tuple[str, str]:
     """The Redis counters of log-in failures: per (address, user name) and per address."""
     # Distinct prefixes: an IPv6 address has colons, so no user key may spell an address key.
-    return (
-        f"ventanilla:login:fail:user:{address}|{username.lower()}",
-        f"ventanilla:login:fail:addr:{address}",
-    )
+    family = rt.redis_keys.login_fail
+    return (f"{family}user:{address}|{username.lower()}", f"{family}addr:{address}")
 
 
 def _locked(rt: Runtime, address: str, username: str) -> bool:
     limits = rt.config.login
-    per_user, per_address = rt.redis.mget(_fail_keys(address, username))
+    per_user, per_address = rt.redis.mget(_fail_keys(rt, address, username))
     return int(per_user or 0) >= limits.failures_per_user_address or (
         int(per_address or 0) >= limits.failures_per_address
     )
@@ -140,7 +138,7 @@ def _locked(rt: Runtime, address: str, username: str) -> bool:
 def _record_failure(rt: Runtime, address: str, username: str) -> None:
     seconds = rt.config.login.lock_minutes * 60
     pipe = rt.redis.pipeline()
-    for key in _fail_keys(address, username):
+    for key in _fail_keys(rt, address, username):
         pipe.set(key, 0, ex=seconds, nx=True)  # the window opens with the first failure
         pipe.incr(key)
     pipe.execute()
@@ -149,7 +147,7 @@ def _record_failure(rt: Runtime, address: str, username: str) -> None:
 def _forget_failures(rt: Runtime, address: str, username: str) -> None:
     # Only this user's count from this address: a good log-in must not clear the address's
     # count, or one valid account would let an address guess at every other one.
-    rt.redis.delete(_fail_keys(address, username)[0])
+    rt.redis.delete(_fail_keys(rt, address, username)[0])
 
 
 def _try_login(rt: Runtime, username: str, password: str) -> str | None:

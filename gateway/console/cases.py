@@ -29,7 +29,9 @@ from casestore.cases import (
 )
 from casestore.limited import count_limited_numbers
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
+from casestore.outbox import messages_of_case
 from casestore.people import link_person, links_for_case, shown_phone
+from casestore.reach import can_text, dial_address, reach_label
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus, is_overdue
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
@@ -164,7 +166,9 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             else None,
             "allowed": sorted(s.value for s in TRANSITIONS[CaseStatus(case.status)]),
             "error": None,
-            "phone": shown_phone(contact),
+            "phone": dial_address(contact) if shown_phone(contact) and contact else None,
+            "messages": messages_of_case(session, case.id),
+            "reach": None if contact is None or can_text(contact) else reach_label(contact),
             "events": [
                 {
                     "kind": e.kind,
@@ -208,6 +212,7 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                     note=form.get("note", ""),
                     config=rt.config,
                     sms_provider=rt.settings.sms_provider,
+                    voice_provider=rt.settings.voice_provider,
                 )
             elif action == "merge":
                 source_number = "".join(ch for ch in form.get("source", "") if ch.isdigit())

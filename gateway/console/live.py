@@ -252,12 +252,10 @@ async def queue_events(request: Request) -> Response:
 
 # ---------------------------------------------------------------- take call
 
-_TAKING = "ventanilla:live:taking:"
-
 
 def _take(rt: Runtime, viewer: Viewer) -> tuple[str | None, str | None]:
     """Claim the next caller and ring the operator's phone: (caller sid, None) or (None, why)."""
-    lock = _TAKING + str(viewer.operator_id)
+    lock = rt.redis_keys.live + "taking:" + str(viewer.operator_id)
     if not rt.redis.set(lock, "1", nx=True, ex=20):
         return None, "taking"
     try:

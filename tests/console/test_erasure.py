@@ -26,6 +26,7 @@ from tests.console.conftest import log_in
 from tests.console.test_people import open_case, record_person
 from tests.fakeprovider import FakeProvider
 from tests.helpers import Db, admin_token
+from tests.settings import REDIS_PREFIX
 
 PHONE = "+5491155550901"
 DNI = "27333444"
@@ -140,10 +141,10 @@ def test_erasing_a_person_leaves_nothing_of_them(
     SessionStore(connection, 600, 600).keep_resumable(
         PHONE, State(channel="voice", language="es", node="describe", description=said)
     )
-    connection.set(f"ventanilla:sim:call:{PHONE}", "CA" + "1" * 32)
-    party = "ventanilla:atvoice:party:ATVId_5d1c0b2a"  # an AT call's citizen, by session
+    connection.set(f"{REDIS_PREFIX}:sim:call:{PHONE}", "CA" + "1" * 32)
+    party = f"{REDIS_PREFIX}:atvoice:party:ATVId_5d1c0b2a"  # an AT call's citizen, by session
     connection.set(party, json.dumps([PHONE, "es"]))
-    unrelated = "ventanilla:menu:r:+5491155550999"
+    unrelated = f"{REDIS_PREFIX}:menu:r:+5491155550999"
     connection.set(unrelated, "{}")
     # An integrator looked the phone up: the audit trail kept the filter.
     token = admin_token(db_url, config.departments)

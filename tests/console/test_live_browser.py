@@ -25,11 +25,12 @@ import redis
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from twilio.request_validator import RequestValidator
 
+from gateway.rediskeys import RedisKeys, delete_all
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
 from tests.console.test_live import FakeWithCallUpdates
 from tests.helpers import Db
 from tests.helpers import twilio_form as sms_form
-from tests.settings import REDIS_URL
+from tests.settings import REDIS_PREFIX, REDIS_URL
 from tests.test_blackbox import free_port
 
 CHROMIUM = os.environ.get("VENTANILLA_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -72,6 +73,7 @@ def serve(workdir: Path, **extra_env: str) -> Iterator[tuple[str, str]]:
         "HOME": str(workdir),
         "VENTANILLA_DATABASE_URL": db_url,
         "VENTANILLA_REDIS_URL": REDIS_URL,
+        "VENTANILLA__REDIS__PREFIX": REDIS_PREFIX,
         "VENTANILLA_PUBLIC_URL": f"http://127.0.0.1:{port}",
         **extra_env,
     }
@@ -109,7 +111,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     with redis.Redis.from_url(REDIS_URL) as client:
-        client.flushdb()  # the live queue lives in Redis: start from an empty one
+        delete_all(client, RedisKeys(REDIS_PREFIX))  # the live queue lives in Redis: start empty
     fake = FakeWithCallUpdates(
         twilio_account_sid=TWILIO_SID,
         twilio_auth_token=TWILIO_TOKEN,

@@ -7,6 +7,7 @@ import redis
 from casestore.privacy import Recording
 from gateway.erasure import delete_recordings, forget_phone_keys
 from tests.fakeprovider import FakeProvider
+from tests.settings import REDIS_PREFIX
 from tests.test_blackbox import free_port
 
 PHONE = "+5491155550911"
@@ -43,10 +44,12 @@ def test_without_a_twilio_account_recordings_are_listed(fake_provider: FakeProvi
 
 def test_phone_keys_go_in_both_argentine_forms(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    client.set("ventanilla:menu:r:+541155550911", "{}")  # as a voice route presented it
-    client.set("ventanilla:menu:r:+5491155550912", "{}")  # another phone
+    client.set(f"{REDIS_PREFIX}:menu:r:+541155550911", "{}")  # as a voice route presented it
+    client.set(f"{REDIS_PREFIX}:menu:r:+5491155550912", "{}")  # another phone
     assert forget_phone_keys(client, [PHONE]) is True
-    assert client.keys("ventanilla:menu:r:*") == [b"ventanilla:menu:r:+5491155550912"]
+    assert client.keys(f"{REDIS_PREFIX}:menu:r:*") == [
+        f"{REDIS_PREFIX}:menu:r:+5491155550912".encode()
+    ]
     client.close()
 
 

@@ -32,7 +32,7 @@ from ivr.menu import load_menu
 from sms.segments import is_gsm7, septets
 from tests.conftest import PUBLIC_URL, app_env
 from tests.helpers import AT_TOKEN, Db, counts
-from tests.settings import REDIS_URL
+from tests.settings import REDIS_PREFIX, REDIS_URL
 
 TESTDATA = json.loads(
     (Path(__file__).parent / "testdata" / "africastalking_ussd.json").read_text(encoding="utf-8")
@@ -125,7 +125,7 @@ def redis_keys(pattern: str, delete: bool = False) -> list[bytes | str]:
 
 def forget_session(session_id: str) -> None:
     """What Redis losing a session looks like: its state and last text gone."""
-    assert redis_keys(f"ventanilla:menu:[st]:*{session_id}", delete=True)
+    assert redis_keys(f"{REDIS_PREFIX}:menu:[st]:*{session_id}", delete=True)
 
 
 # ---------------------------------------------------------------- recorded payloads (pure)

@@ -39,6 +39,7 @@ from ivr.machine import Action, Expect, Screen, State
 from ivr.menu import load_menu
 from tests.conftest import app_env
 from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, counts
+from tests.settings import REDIS_PREFIX
 
 TESTDATA = json.loads(
     (Path(__file__).parent / "testdata" / "africastalking_voice.json").read_text("utf-8")
@@ -222,7 +223,7 @@ class AtCall:
 def session_alive(session_id: str, redis_url: str) -> bool:
     client = redis.Redis.from_url(redis_url)
     try:
-        return bool(client.exists(f"ventanilla:menu:s:africastalking:{session_id}"))
+        return bool(client.exists(f"{REDIS_PREFIX}:menu:s:africastalking:{session_id}"))
     finally:
         client.close()
 

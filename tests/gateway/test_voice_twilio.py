@@ -29,6 +29,7 @@ from gateway.settings import load_settings
 from ivr.menu import load_menu
 from tests.conftest import app_env
 from tests.helpers import PUBLIC_URL, Db, counts, sign
+from tests.settings import REDIS_PREFIX
 
 TESTDATA = json.loads(
     (Path(__file__).parent / "testdata" / "twilio_voice.json").read_text(encoding="utf-8")
@@ -231,7 +232,7 @@ def test_every_step_is_signature_checked(client: TestClient, db_url: str, redis_
     form = {**call.form, **extra}
     path = action.removeprefix(PUBLIC_URL)
     before = counts(db_url)
-    keys = set(redis.Redis.from_url(redis_url).keys())
+    keys = set(redis.Redis.from_url(redis_url).keys(f"{REDIS_PREFIX}:*"))
     tampered = dict(form, Digits="2")
     unsigned_query = sign(VOICE, form)  # signed without ?step=1
     for data, signature in [
@@ -245,7 +246,9 @@ def test_every_step_is_signature_checked(client: TestClient, db_url: str, redis_
     for route in ("/wait?q=ATC&u=0", "/hold?q=ATC&u=0", "/queue?step=2&q=ATC&u=0", "/status"):
         assert client.post(VOICE + route, data=form).status_code == 403
     assert counts(db_url) == before
-    assert set(redis.Redis.from_url(redis_url).keys()) == keys  # no session moved, no answer kept
+    assert (
+        set(redis.Redis.from_url(redis_url).keys(f"{REDIS_PREFIX}:*")) == keys
+    )  # no session moved, no answer kept
     assert "Elija el tema de su pedido." in call.press("1").text  # the genuine one still works
 
 
@@ -636,7 +639,7 @@ def test_expired_session_starts_over(client: TestClient, redis_url: str, db_url:
     call.dial()
     call.press("1")
     store = redis.Redis.from_url(redis_url)
-    for key in store.keys("ventanilla:menu:s:*"):
+    for key in store.keys(f"{REDIS_PREFIX}:menu:s:*"):
         store.delete(key)
     fresh = call.press(category_key("habitat"))
     assert fresh.one("Gather").get("numDigits") == "1"
@@ -653,12 +656,12 @@ def test_status_callback_drops_the_session(client: TestClient, redis_url: str) -
     call.dial()
     call.press("2")
     store = redis.Redis.from_url(redis_url)
-    assert store.exists(f"ventanilla:menu:s:twilio:{call.sid}")
+    assert store.exists(f"{REDIS_PREFIX}:menu:s:twilio:{call.sid}")
     ringing = Twiml(call.post(VOICE + "/status", {"CallStatus": "in-progress"}))
-    assert ringing.verbs == [] and store.exists(f"ventanilla:menu:s:twilio:{call.sid}")
+    assert ringing.verbs == [] and store.exists(f"{REDIS_PREFIX}:menu:s:twilio:{call.sid}")
     extra = _form(TESTDATA["steps"]["status"])
     assert Twiml(call.post(VOICE + "/status", extra)).verbs == []
-    assert not store.exists(f"ventanilla:menu:s:twilio:{call.sid}")
+    assert not store.exists(f"{REDIS_PREFIX}:menu:s:twilio:{call.sid}")
 
 
 def test_session_ttl_covers_a_long_queue_wait(client: TestClient, redis_url: str) -> None:
@@ -666,7 +669,7 @@ def test_session_ttl_covers_a_long_queue_wait(client: TestClient, redis_url: str
     call.dial()
     call.press("3")
     store = redis.Redis.from_url(redis_url)
-    key = f"ventanilla:menu:s:twilio:{call.sid}"
+    key = f"{REDIS_PREFIX}:menu:s:twilio:{call.sid}"
     store.expire(key, 5)
     call.wait(QueueTime="290")
     assert store.ttl(key) > 200  # every wait request renews it
@@ -702,6 +705,6 @@ def test_cached_answers_expire_with_the_session(client: TestClient, redis_url: s
     call = Caller(client)
     call.dial()
     store = redis.Redis.from_url(redis_url)
-    ttl = store.ttl(f"ventanilla:menu:a:voice:{call.sid}:0")
+    ttl = store.ttl(f"{REDIS_PREFIX}:menu:a:voice:{call.sid}:0")
     assert 0 < ttl <= int(MENU.config.raw["ivr"]["session_ttl_seconds"])
     assert timedelta(seconds=ttl) <= timedelta(minutes=5)

@@ -1,6 +1,6 @@
 """limited numbers: a number that went over an abuse limit with no case to join
 
-Revision ID: 0013
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-04 15:30:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import casestore.models
 
-revision = "0013"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
