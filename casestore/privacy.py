@@ -327,7 +327,7 @@ def erase_person(session: Session, holdings: Holdings) -> Erasure:
         session.execute(
             update(OutboundCall)
             .where(or_(*call_terms))
-            .values(to_address="erased", error=None)
+            .values(to_address="erased", error=None, message=None)
             .execution_options(synchronize_session=False)
         )
     )
