@@ -65,3 +65,56 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, connect_args={"connect_timeout": 5}, **kwargs)
+
+
+# SQLSTATE classes and codes that mean the server cannot be reached or will not serve now:
+# connection exceptions, insufficient resources (too many connections), shutting down.
+_UNREACHABLE_CLASSES = ("08", "53")
+_UNREACHABLE_CODES = frozenset({"57P01", "57P02", "57P03"})
+_SQLITE_UNREACHABLE = (
+    "unable to open database file",
+    "disk i/o error",
+    "database is locked",
+    "database or disk is full",
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when `exc` means the database could not be reached (a retry later may work), as
+    opposed to the database refusing what it was given (bad input or a bug)."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout):
+        return True
+    orig: BaseException = exc
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig if isinstance(exc.orig, BaseException) else exc
+    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+        code = getattr(orig, "sqlstate", None)
+        # No SQLSTATE: the client library failed to connect or lost the connection.
+        return code is None or code[:2] in _UNREACHABLE_CLASSES or code in _UNREACHABLE_CODES
+    if isinstance(orig, sqlite3.OperationalError):
+        return str(orig).lower().startswith(_SQLITE_UNREACHABLE)
+    return isinstance(orig, ConnectionError | TimeoutError)
+
+
+def is_refused_input(exc: BaseException) -> bool:
+    """True when the database refused a value it was given (bad text, a value out of range):
+    the client's input, answered with a 400, never with "unavailable"."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import DataError, DBAPIError
+
+    if isinstance(exc, DataError):
+        return True
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(orig, psycopg.DataError | sqlite3.DataError) or (
+        isinstance(orig, UnicodeEncodeError | ValueError) and not is_unreachable(exc)
+    )

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+
+from casestore.db import is_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,7 @@ class GroupCommitWriter(Generic[T, R]):
 
         exc = sys.exc_info()[1]
         assert exc is not None
-        unavailable = isinstance(exc, OperationalError) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
-        )
+        unavailable = is_unreachable(exc)
         if unavailable:
             log.error("intake: database unavailable: %s", type(exc).__name__)
         else:

@@ -24,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from casestore.fit import column_length, fit_ref
 from casestore.menu_actions import ussd_limit_hit
+from casestore.models import Interaction
 from gateway import africastalking
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import (
@@ -48,7 +50,8 @@ log = logging.getLogger(__name__)
 PROVIDER = africastalking.PROVIDER
 SEPARATOR = "*"
 SCREEN_MAX = 160  # characters a screen shows; 182 is the usual GSM maximum
-SESSION_ID_MAX = 64  # the provider reference is "<sessionId>:<step>", at most 80 characters
+# The provider reference is "<sessionId>:<step>": room for the step left in the column.
+SESSION_ID_MAX = (column_length(Interaction.provider_ref) or 80) - 16
 UNAVAILABLE = "Servicio no disponible. Intente mas tarde."
 # Nodes of a new request a dropped session can be resumed at (as gateway.menu_session keeps them).
 RESUMABLE_NODES = ("describe", "confirm")
@@ -84,9 +87,8 @@ def parse_ussd(form: Mapping[str, str], country: str) -> UssdRequest:
     require(dict(form), "sessionId", "serviceCode", "phoneNumber")
     if "text" not in form:
         raise BadRequest("missing field: text")
-    session_id = form["sessionId"].strip()
-    if len(session_id) > SESSION_ID_MAX:
-        raise BadRequest(f"sessionId longer than {SESSION_ID_MAX} characters")
+    # A longer sessionId is shortened the same way every time: its steps still deduplicate.
+    session_id = fit_ref(form["sessionId"].strip(), SESSION_ID_MAX)
     try:
         phone = parse_phone(form["phoneNumber"], country)
     except PhoneError as exc:

@@ -14,7 +14,8 @@ from casestore import outbox
 from casestore.inbound import Inbound, IntakeResult, StatusUpdate
 from casestore.intake import IntakeRequest
 from gateway import africastalking, twilio
-from gateway.forms import BadRequest, read_form
+from gateway.clean_input import RAW_QUERY
+from gateway.forms import BadRequest, read_form, signed_fields
 from gateway.runtime import Runtime
 from sms.conversation import classify_sms
 
@@ -29,7 +30,10 @@ def runtime(request: Request) -> Runtime:
 def public_url(request: Request) -> str:
     """The URL the provider called, rebuilt from the configured public base (proxies)."""
     url = runtime(request).settings.public_url + request.url.path
-    return f"{url}?{request.url.query}" if request.url.query else url
+    # The query as received: a signature covers it even when cleaning changed it.
+    raw = request.scope.get(RAW_QUERY)
+    query = raw.decode("latin-1") if raw is not None else request.url.query
+    return f"{url}?{query}" if query else url
 
 
 def refuse(exc: BadRequest) -> Response:
@@ -57,7 +61,7 @@ async def twilio_sms(request: Request) -> Response:
         twilio.verify_signature(
             rt.settings.twilio_auth_token,
             public_url(request),
-            form,
+            signed_fields(request, form),
             request.headers.get("x-twilio-signature"),
         )
         inbound = twilio.parse_sms(form, datetime.now(UTC), rt.config.country)
@@ -93,7 +97,7 @@ async def twilio_status(request: Request) -> Response:
         twilio.verify_signature(
             rt.settings.twilio_auth_token,
             public_url(request),
-            form,
+            signed_fields(request, form),
             request.headers.get("x-twilio-signature"),
         )
         update = twilio.parse_status(form)

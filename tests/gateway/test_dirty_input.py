@@ -1,0 +1,232 @@
+"""Bytes the database cannot store: every field is cleaned once at the edge, so a NUL (GSM-7
+"@"), a lone surrogate or an overlong provider id never loses a message, never a 5xx."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from casestore.config import Config
+from casestore.db import make_engine
+from casestore.fit import column_length, fit_ref
+from casestore.models import AuditEvent, CaseEvent, Interaction
+from casestore.operators import create_operator
+from gateway.forms import clean_json, clean_text
+from tests.console.conftest import PASSWORD, log_in
+from tests.helpers import AT_TOKEN, Db, at_form, counts, post_at, post_twilio, sign, twilio_form
+
+TRACKING = re.compile(r"(\d{4} \d{4} \d{2})")
+NUL_TEXT = "Hola\x00 no me llega la tarjeta alimentar\x07 \x1b"
+CLEAN_TEXT = "Hola no me llega la tarjeta alimentar "
+
+
+def number_in(text: str) -> str:
+    match = TRACKING.search(text)
+    assert match, text
+    return match.group(1).replace(" ", "")
+
+
+# ---------------------------------------------------------------- the pure functions
+def test_clean_text_drops_controls_keeps_line_breaks_replaces_lone_surrogates() -> None:
+    assert clean_text("a\x00b\x01c\td\ne\rf\x1fg") == "abc\td\ne\rfg"
+    assert clean_text("x\ud800y\udfffz") == "x\ufffdy\ufffdz"
+    assert clean_text("ñandú 😀 @") == "ñandú 😀 @"
+    assert clean_json({"a\x00": ["b\x00", {"c": "\ud83d"}], "n": 1}) == {
+        "a": ["b", {"c": "\ufffd"}],
+        "n": 1,
+    }
+
+
+def test_long_ids_become_a_deterministic_prefix_and_digest() -> None:
+    limit = column_length(Interaction.provider_ref)
+    assert limit == 80
+    long_id = "SM" + "a" * 300
+    fitted = fit_ref(long_id, limit)
+    assert len(fitted) == limit and fitted.startswith("SMaaa")
+    assert fit_ref(long_id, limit) == fitted
+    assert fit_ref(long_id + "b", limit) != fitted
+    assert fit_ref("SM123", limit) == "SM123"
+
+
+# ---------------------------------------------------------------- provider webhooks
+def test_nul_in_signed_twilio_sms_is_stored_cleaned(client: TestClient, db_url: str) -> None:
+    form = twilio_form(NUL_TEXT, sender="+5491155550401")
+    response = post_twilio(client, form)  # signed over the fields as sent, NUL included
+    assert response.status_code == 200, response.text
+    with Db(db_url) as db:
+        (case,) = db.cases()
+        assert case.description == CLEAN_TEXT
+        assert number_in(response.text) == case.tracking_number
+    # The signature is still checked, over the received fields.
+    bad = client.post(
+        "/webhooks/twilio/sms",
+        data=twilio_form(NUL_TEXT),
+        headers={"X-Twilio-Signature": sign("/webhooks/twilio/sms", twilio_form("otro"))},
+    )
+    assert bad.status_code == 403
+
+
+def test_nul_in_africastalking_sms_is_stored_cleaned(client: TestClient, db_url: str) -> None:
+    response = post_at(client, at_form(NUL_TEXT, sender="+5491155550402"))
+    assert response.status_code == 200, response.text
+    with Db(db_url) as db:
+        (case,) = db.cases()
+        assert case.description == CLEAN_TEXT
+
+
+def test_lone_surrogate_and_invalid_utf8_in_sms_are_replaced(
+    client: TestClient, db_url: str
+) -> None:
+    body = (
+        urlencode(at_form("placeholder", sender="+5491155550403")).replace(
+            "placeholder", "sin%ED%A0%80agua%FF%00"
+        )
+    ).encode()
+    response = client.post(
+        f"/webhooks/africastalking/sms?token={AT_TOKEN}",
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200, response.text
+    with Db(db_url) as db:
+        (case,) = db.cases()
+        assert case.description.startswith("sin") and case.description.endswith("agua\ufffd")
+        assert "\x00" not in case.description
+
+
+def test_overlong_message_sid_is_kept_and_still_deduplicated(
+    client: TestClient, db_url: str
+) -> None:
+    sid = "SM" + uuid.uuid4().hex * 8  # 258 characters: over the 80 of the column
+    form = twilio_form("Necesito chapas para el techo", sender="+5491155550404", MessageSid=sid)
+    form["SmsSid"] = form["SmsMessageSid"] = sid
+    first = post_twilio(client, form)
+    assert first.status_code == 200, first.text
+    before = counts(db_url)
+    again = post_twilio(client, form)
+    assert (again.status_code, again.text) == (200, first.text)
+    assert counts(db_url) == before
+    with Db(db_url) as db:
+        inbound = [i for i in db.interactions() if i.direction == "in"]
+        assert [i.provider_ref for i in inbound] == [fit_ref(sid, 80)]
+        assert len(db.cases()) == 1
+
+
+def test_overlong_africastalking_id_and_ussd_session_are_kept(
+    client: TestClient, db_url: str
+) -> None:
+    response = post_at(
+        client, at_form("Sin luz", sender="+5491155550405", ref="ATXid_" + "9" * 200)
+    )
+    assert response.status_code == 200, response.text
+    with Db(db_url) as db:
+        assert len(db.cases()) == 1
+
+
+def _ussd(client: TestClient, session: str, text: str) -> str:
+    form = {
+        "sessionId": session,
+        "serviceCode": "*384*123#",
+        "phoneNumber": "+5491155550406",
+        "networkCode": "72207",
+        "text": text,
+    }
+    response = client.post(f"/webhooks/africastalking/ussd?token={AT_TOKEN}", data=form)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+@pytest.mark.parametrize("session", ["ATUid_nul", "ATUid_" + "f" * 120])
+def test_ussd_free_text_with_nul_opens_the_case(
+    client: TestClient, db_url: str, session: str
+) -> None:
+    inputs: list[str] = []
+    _ussd(client, session, "")
+    for value in ("1", "98", "2", "Sin gas\x00 hace 3 dias", "1"):
+        inputs.append(value)
+        last = _ussd(client, session, "*".join(inputs))
+    assert last.startswith("END Pedido registrado."), last
+    again = _ussd(client, session, "*".join(inputs))  # a redelivery: same answer, no new case
+    assert again == last
+    with Db(db_url) as db:
+        (case,) = db.cases()
+        assert case.description == "Sin gas hace 3 dias"
+        assert case.tracking_number == number_in(last)
+
+
+def test_overlong_status_error_code_is_kept(client: TestClient) -> None:
+    form = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "failed", "ErrorCode": "9" * 100}
+    response = post_twilio(client, form, path="/webhooks/twilio/status")
+    assert response.status_code == 404  # unknown message id: refused cleanly, not a 5xx
+
+
+# ---------------------------------------------------------------- the JSON API
+def test_api_query_and_note_with_nul_and_surrogates(
+    client: TestClient, db_url: str, token: str
+) -> None:
+    reply = post_twilio(client, twilio_form("No me llega la tarjeta alimentar")).text
+    number = number_in(reply)
+    headers = {"Authorization": f"Bearer {token}"}
+    for params in ({"q": "tarjeta\x00"}, {"department": "ALIM\x00"}, {"status": "new\x00"}):
+        response = client.get("/api/v1/cases", params=params, headers=headers)
+        assert response.status_code == 200, (params, response.text)
+        assert [c["tracking_number"] for c in response.json()["items"]] == [number]
+    raw = b'{"status": "in_progress", "note": "llamar\\u0000 al \\ud800 vecino"}'
+    response = client.post(
+        f"/api/v1/cases/{number}/status",
+        content=raw,
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    engine = make_engine(db_url)
+    with Session(engine) as session:
+        texts = list(
+            session.scalars(select(CaseEvent.text).where(CaseEvent.kind == "status_changed"))
+        )
+    engine.dispose()
+    assert "llamar al \ufffd vecino" in texts
+
+
+# ---------------------------------------------------------------- the console
+def add_operator(db_url: str, config: Config, username: str) -> None:
+    engine = make_engine(db_url)
+    with Session(engine) as session, session.begin():
+        create_operator(
+            session, username, "operator", ["ALIM"], config.departments.keys(), password=PASSWORD
+        )
+    engine.dispose()
+
+
+def test_console_login_search_and_note_with_nul(
+    client: TestClient, db_url: str, config: Config
+) -> None:
+    reply = post_twilio(client, twilio_form("No me llega la tarjeta alimentar")).text
+    number = number_in(reply)
+    add_operator(db_url, config, "ana")
+    failed = client.post(
+        "/console/login", data={"username": "ana\x00" + "x" * 300, "password": "a"}
+    )
+    assert failed.status_code == 401
+    token = log_in(client, "ana\x00")
+    search = client.get("/console", params={"q": "tarjeta\x00", "department": "ALIM\x00"})
+    assert search.status_code == 200
+    assert number in search.text.replace(" ", "")
+    noted = client.post(
+        f"/console/cases/{number}",
+        data={"csrf_token": token, "action": "note", "text": "llamó\x00 la vecina"},
+        follow_redirects=False,
+    )
+    assert noted.status_code < 400, noted.text
+    engine = make_engine(db_url)
+    with Session(engine) as session:
+        notes = list(session.scalars(select(CaseEvent.text).where(CaseEvent.kind == "note")))
+        actors = list(session.scalars(select(AuditEvent.actor)))
+    engine.dispose()
+    assert "llamó la vecina" in notes
+    assert all(len(actor) <= 64 for actor in actors)
