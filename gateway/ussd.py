@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -24,10 +24,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from casestore.db import is_unreachable
 from casestore.fit import column_length, fit_ref
 from casestore.menu_actions import ussd_limit_hit
 from casestore.models import Interaction
-from gateway import africastalking
+from gateway import africastalking, dead_letters
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import (
     PREFIX,
@@ -362,6 +363,20 @@ async def answer(rt: Runtime, provider: str, ussd: UssdRequest) -> Response:
     try:
         body = await respond(rt, provider, ussd)
     except DBAPIError as exc:
+        if not is_unreachable(exc):
+            # The database is up but refused what the citizen typed: keep it for an operator.
+            kept = await dead_letters.keep(
+                rt,
+                channel="ussd",
+                provider=provider,
+                route=ROUTE,
+                provider_ref=f"{ussd.session_id}:{step_ref(ussd.text)}",
+                department=None,
+                fields=asdict(ussd),
+                exc=exc,
+            )
+            if kept:
+                return PlainTextResponse(unavailable_text(rt.menu))
         log.error("USSD step failed, database unavailable: %s", type(exc).__name__)
         return PlainTextResponse("temporarily unable to store the request; retry", 503)
     except Exception:  # Redis down or a bug: end the session politely, never a 500
@@ -370,4 +385,5 @@ async def answer(rt: Runtime, provider: str, ussd: UssdRequest) -> Response:
     return PlainTextResponse(body)
 
 
-routes: list[BaseRoute] = [Route("/webhooks/africastalking/ussd", at_ussd, methods=["POST"])]
+ROUTE = "/webhooks/africastalking/ussd"
+routes: list[BaseRoute] = [Route(ROUTE, at_ussd, methods=["POST"])]

@@ -11,13 +11,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from casestore import outbox
+from casestore.db import is_unreachable
 from casestore.inbound import Inbound, IntakeResult, StatusUpdate
 from casestore.intake import IntakeRequest
-from gateway import africastalking, twilio
+from casestore.writer import StoreUnavailable
+from gateway import africastalking, dead_letters, twilio
 from gateway.clean_input import RAW_QUERY
 from gateway.forms import BadRequest, read_form, signed_fields
 from gateway.runtime import Runtime
-from sms.conversation import classify_sms
+from sms.conversation import Plan, classify_sms
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +46,38 @@ def unavailable() -> Response:
     return PlainTextResponse("temporarily unable to store the message; retry", status_code=503)
 
 
-async def store(request: Request, inbound: Inbound, reply_inline: bool) -> IntakeResult | None:
+async def store(
+    request: Request, inbound: Inbound, reply_inline: bool, form: dict[str, str]
+) -> IntakeResult | None:
     rt = runtime(request)
     plan = classify_sms(inbound.text, rt.config)
     try:
         return await rt.intake.submit(IntakeRequest(inbound, plan, reply_inline))
-    except Exception as exc:  # any failure to store: the provider must retry
+    except Exception as exc:
+        if not isinstance(exc, StoreUnavailable) and not is_unreachable(exc):
+            return await keep_refused(request, inbound, plan, form, exc)
         log.error("intake failed for %s message: %s", inbound.provider, type(exc).__name__)
         return None
+
+
+async def keep_refused(
+    request: Request, inbound: Inbound, plan: Plan, form: dict[str, str], exc: Exception
+) -> IntakeResult | None:
+    """The database is up but refused this message: keep it raw as a dead letter and
+    acknowledge it (no receipt: there is no case); None when it could not be kept at all."""
+    rt = runtime(request)
+    category = rt.config.categories.get(plan.category)
+    kept = await dead_letters.keep(
+        rt,
+        channel=inbound.channel,
+        provider=inbound.provider,
+        route=request.url.path,
+        provider_ref=inbound.provider_ref,
+        department=category.department if category is not None else None,
+        fields=signed_fields(request, form),
+        exc=exc,
+    )
+    return IntakeResult(duplicate=False, reply=None, action="dead_letter") if kept else None
 
 
 async def twilio_sms(request: Request) -> Response:
@@ -67,7 +93,7 @@ async def twilio_sms(request: Request) -> Response:
         inbound = twilio.parse_sms(form, datetime.now(UTC), rt.config.country)
     except BadRequest as exc:
         return refuse(exc)
-    result = await store(request, inbound, reply_inline=True)
+    result = await store(request, inbound, reply_inline=True, form=form)
     if result is None:
         return unavailable()
     return Response(twilio.render_sms_reply(result.reply), media_type="application/xml")
@@ -114,7 +140,7 @@ async def at_sms(request: Request) -> Response:
         inbound = africastalking.parse_sms(form, datetime.now(UTC), rt.config.country)
     except BadRequest as exc:
         return refuse(exc)
-    result = await store(request, inbound, reply_inline=False)
+    result = await store(request, inbound, reply_inline=False, form=form)
     if result is None:
         return unavailable()
     return PlainTextResponse("ok")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.console import auth, cases, live, scores, supervision
+from gateway.console import auth, cases, dead_letters, live, scores, supervision
 
 routes: list[BaseRoute] = [
     *auth.routes,
     *cases.routes,
     *supervision.routes,
+    *dead_letters.routes,
     *live.routes,
     *scores.routes,
 ]

@@ -21,6 +21,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "forbidden": "No tiene permiso para ver esto.",
         "not_found": "No encontramos ese pedido.",
         "csrf": "La sesión del formulario venció. Vuelva a intentarlo.",
+        "dead_letters": "Mensajes sin guardar",
+        "no_letter": "No encontramos ese mensaje.",
     },
     "en": {
         "console": "Console",
@@ -38,6 +40,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "forbidden": "You are not allowed to see this.",
         "not_found": "We found no such case.",
         "csrf": "The form expired. Please try again.",
+        "dead_letters": "Unstored messages",
+        "no_letter": "We found no such message.",
     },
 }
 
