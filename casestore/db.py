@@ -115,6 +115,4 @@ def is_refused_input(exc: BaseException) -> bool:
     if isinstance(exc, DataError):
         return True
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    return isinstance(orig, psycopg.DataError | sqlite3.DataError) or (
-        isinstance(orig, UnicodeEncodeError | ValueError) and not is_unreachable(exc)
-    )
+    return isinstance(orig, psycopg.DataError | sqlite3.DataError)

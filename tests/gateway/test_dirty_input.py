@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -13,13 +14,14 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from casestore.config import Config
-from casestore.db import make_engine
+from casestore.db import is_refused_input, is_unreachable, make_engine
 from casestore.fit import column_length, fit_ref
 from casestore.models import AuditEvent, CaseEvent, Interaction
 from casestore.operators import create_operator
 from gateway.forms import clean_json, clean_text
 from tests.console.conftest import PASSWORD, log_in
 from tests.helpers import AT_TOKEN, Db, at_form, counts, post_at, post_twilio, sign, twilio_form
+from tests.settings import POSTGRES_ADMIN_URL
 
 TRACKING = re.compile(r"(\d{4} \d{4} \d{2})")
 NUL_TEXT = "Hola\x00 no me llega la tarjeta alimentar\x07 \x1b"
@@ -230,3 +232,52 @@ def test_console_login_search_and_note_with_nul(
     engine.dispose()
     assert "llamó la vecina" in notes
     assert all(len(actor) <= 64 for actor in actors)
+
+
+def test_console_multipart_form_with_nul_is_cleaned(
+    client: TestClient, db_url: str, config: Config
+) -> None:
+    number = number_in(post_twilio(client, twilio_form("Necesito chapas para el techo")).text)
+    add_operator(db_url, config, "bea")
+    engine = make_engine(db_url)
+    with Session(engine) as session, session.begin():
+        from casestore.models import Operator, OperatorDepartment
+
+        operator = session.scalar(select(Operator).where(Operator.username == "bea"))
+        assert operator is not None
+        session.add(OperatorDepartment(operator_id=operator.id, department="HAB"))
+    engine.dispose()
+    token = log_in(client, "bea")
+    fields = {"csrf_token": token, "action": "note", "text": "vino\x00 el vecino\x01"}
+    noted = client.post(
+        f"/console/cases/{number}",
+        files={k: (None, v) for k, v in fields.items()},
+        follow_redirects=False,
+    )
+    assert noted.status_code < 400, noted.text
+    engine = make_engine(db_url)
+    with Session(engine) as session:
+        notes = list(session.scalars(select(CaseEvent.text).where(CaseEvent.kind == "note")))
+    engine.dispose()
+    assert "vino el vecino" in notes
+
+
+def test_unreachable_is_told_from_refused(tmp_path: Path) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    closed = make_engine("postgresql://nobody@127.0.0.1:9/none")
+    with pytest.raises(DBAPIError) as down:
+        closed.connect()
+    closed.dispose()
+    assert is_unreachable(down.value) and not is_refused_input(down.value)
+    missing = make_engine(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
+    with pytest.raises(DBAPIError) as gone:
+        missing.connect()
+    missing.dispose()
+    assert is_unreachable(gone.value)
+    engine = make_engine(POSTGRES_ADMIN_URL)
+    with pytest.raises(DBAPIError) as refused, engine.connect() as conn:
+        conn.execute(text("SELECT :v"), {"v": "a\x00b"})
+    engine.dispose()
+    assert is_refused_input(refused.value) and not is_unreachable(refused.value)
