@@ -116,3 +116,15 @@ def is_refused_input(exc: BaseException) -> bool:
         return True
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     return isinstance(orig, psycopg.DataError | sqlite3.DataError)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """An error from the database, wrapped by SQLAlchemy or raw from the driver (the intake
+    path runs prepared statements on the driver's cursor)."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return isinstance(exc, DBAPIError | PoolTimeout | sqlite3.Error | psycopg.Error)

@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from redis.client import Pipeline
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from casestore.db import is_unreachable
+from casestore.db import is_database_error, is_unreachable
 from casestore.fit import column_length, fit_ref
 from casestore.menu_actions import ussd_limit_hit
 from casestore.models import Interaction
@@ -362,7 +361,10 @@ async def answer(rt: Runtime, provider: str, ussd: UssdRequest) -> Response:
     """Run one request and answer it; only an unreachable database gives a 5xx (503)."""
     try:
         body = await respond(rt, provider, ussd)
-    except DBAPIError as exc:
+    except Exception as exc:
+        if not is_database_error(exc):  # Redis down or a bug: end the session politely
+            log.exception("USSD step failed for %s", provider)
+            return PlainTextResponse(unavailable_text(rt.menu))
         if not is_unreachable(exc):
             # The database is up but refused what the citizen typed: keep it for an operator.
             kept = await dead_letters.keep(
@@ -379,9 +381,6 @@ async def answer(rt: Runtime, provider: str, ussd: UssdRequest) -> Response:
                 return PlainTextResponse(unavailable_text(rt.menu))
         log.error("USSD step failed, database unavailable: %s", type(exc).__name__)
         return PlainTextResponse("temporarily unable to store the request; retry", 503)
-    except Exception:  # Redis down or a bug: end the session politely, never a 500
-        log.exception("USSD step failed for %s", provider)
-        body = unavailable_text(rt.menu)
     return PlainTextResponse(body)
 
 

@@ -24,7 +24,7 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from tests.conftest import PUBLIC_URL
 from tests.console.conftest import PASSWORD, log_in
-from tests.helpers import Db, at_form, post_at, post_twilio, twilio_form
+from tests.helpers import AT_TOKEN, Db, at_form, post_at, post_twilio, twilio_form
 
 REFUSED_WORD = "rechazame"
 FOOD = f"No me llega la tarjeta alimentar {REFUSED_WORD}\x00"
@@ -184,3 +184,34 @@ def test_console_shows_letters_by_department_and_marks_them_handled(
     assert "pedido de HAB" in page and "pedido de nadie" in page
     (handled,) = [row for row in letters(db_url) if row.resolved_at is not None]
     assert (handled.department, handled.resolved_by) == ("ALIM", "sup")
+
+
+def test_refused_ussd_request_is_kept_and_the_session_ends_politely(
+    var_client: TestClient, db_url: str
+) -> None:
+    session = "ATUid_dead_letter"
+    inputs: list[str] = []
+
+    def send(text_: str) -> str:
+        form = {
+            "sessionId": session,
+            "serviceCode": "*384*123#",
+            "phoneNumber": "+5491155550506",
+            "networkCode": "72207",
+            "text": text_,
+        }
+        response = var_client.post(f"/webhooks/africastalking/ussd?token={AT_TOKEN}", data=form)
+        assert response.status_code == 200, response.text
+        return response.text
+
+    send("")
+    with refusing(db_url, "cases", "description"):
+        for value in ("1", "98", "2", f"sin gas {REFUSED_WORD}\x00", "1"):
+            inputs.append(value)
+            last = send("*".join(inputs))
+    assert last.startswith("END "), last
+    with Db(db_url) as db:
+        assert db.cases() == []
+    (letter,) = letters(db_url)
+    assert (letter.channel, letter.provider) == ("ussd", "africastalking")
+    assert REFUSED_WORD in json.loads(letter.payload)["text"]
