@@ -539,3 +539,14 @@ def test_concurrent_status_changes_are_checked_against_the_committed_status(api:
     assert answers == [409]
     case = api.get("ana", f"/api/v1/cases/{number}").json()
     assert [e["kind"] for e in case["events"]].count("status_changed") == 0
+
+
+@pytest.mark.parametrize("edge", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+05:00"])
+def test_a_time_with_no_utc_equivalent_is_a_400(client: TestClient, token: str, edge: str) -> None:
+    response = client.get(
+        "/api/v1/surveys/scores",
+        params={"from": edge},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "from: not an RFC 3339 time"}

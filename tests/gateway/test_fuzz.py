@@ -193,6 +193,11 @@ json_values = st.recursive(
 )
 
 
+EDGE_TIMES = st.sampled_from(
+    ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+05:00", "2026-13-01", "2026-12-04Z", ""]
+)
+
+
 def test_json_api_is_fuzzed(fuzz_client: TestClient, db_url: str, token: str) -> None:
     reply = post_twilio(fuzz_client, twilio_form("No me llega la tarjeta alimentar")).text
     number = "".join(ch for ch in reply.split("<Message>")[1] if ch.isdigit())[:10]
@@ -202,11 +207,21 @@ def test_json_api_is_fuzzed(fuzz_client: TestClient, db_url: str, token: str) ->
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
         headers = dict(auth) if data.draw(st.integers(0, 5), label="auth") else {}
+        send: Any
         target = data.draw(
             st.sampled_from([number, "0000000000", "x%01", "%00", "%ED%A0%80", "%FF"])
         )
-        kind = data.draw(st.integers(0, 3), label="kind")
-        if kind == 0:
+        kind = data.draw(st.integers(0, 4), label="kind")
+        if kind == 4:
+            params = {
+                "by": data.draw(st.sampled_from(["department", "month", "nada", "\x00"])),
+                "from": data.draw(st.one_of(EDGE_TIMES, hostile_text)),
+                "to": data.draw(st.one_of(EDGE_TIMES, hostile_text)),
+            }
+            send = lambda: fuzz_client.get(  # noqa: E731
+                "/api/v1/surveys/scores", params=params, headers=headers
+            )
+        elif kind == 0:
             qs = (
                 data.draw(query(), label="query").replace("step", "q").replace("dept", "department")
             )
