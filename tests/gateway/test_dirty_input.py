@@ -19,6 +19,7 @@ from casestore.fit import column_length, fit_ref
 from casestore.models import AuditEvent, CaseEvent, Interaction
 from casestore.operators import create_operator
 from gateway.forms import clean_json, clean_text
+from gateway.settings import Settings
 from tests.console.conftest import PASSWORD, log_in
 from tests.helpers import AT_TOKEN, Db, at_form, counts, post_at, post_twilio, sign, twilio_form
 from tests.settings import POSTGRES_ADMIN_URL
@@ -281,3 +282,41 @@ def test_unreachable_is_told_from_refused(tmp_path: Path) -> None:
         conn.execute(text("SELECT :v"), {"v": "a\x00b"})
     engine.dispose()
     assert is_refused_input(refused.value) and not is_unreachable(refused.value)
+
+
+def test_a_refused_value_is_a_400_and_only_an_unreachable_database_a_503(
+    settings: Settings, config: Config
+) -> None:
+    """The app's handler for database errors that reach it: the driver's classes decide."""
+    from sqlalchemy import text
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from gateway.app import create_app
+
+    def refused(request: Request) -> Response:
+        engine = make_engine(POSTGRES_ADMIN_URL)  # PostgreSQL refuses a NUL; SQLite keeps it
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT :v"), {"v": "a\x00b"})  # past the cleaning on purpose
+        finally:
+            engine.dispose()
+        return Response("unreachable code")
+
+    def unreachable(request: Request) -> Response:
+        engine = make_engine("postgresql://nobody@127.0.0.1:9/none")
+        try:
+            engine.connect()
+        finally:
+            engine.dispose()
+        return Response("unreachable code")
+
+    app = create_app(settings, config)
+    app.router.routes += [Route("/refused", refused), Route("/unreachable", unreachable)]
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+        response = client.get("/refused")
+        assert response.status_code == 400
+        assert "cannot store" in response.json()["error"]
+        down = client.get("/unreachable")
+        assert (down.status_code, down.json()) == (503, {"error": "database unavailable"})
