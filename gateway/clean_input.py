@@ -2,16 +2,17 @@
 
 An ASGI middleware: the query string, urlencoded and multipart form bodies and JSON bodies go
 through `gateway.forms.clean_text` (no C0 controls but line breaks and tabs, lone surrogates as
-U+FFFD, invalid UTF-8 as U+FFFD). Clean requests pass untouched and cost one scan of the bytes;
-a request that was changed keeps its received body under `forms.RAW_BODY` in the scope and its
-received query string under `RAW_QUERY`, because a Twilio signature covers what was sent.
+U+FFFD; bytes that are not UTF-8 become U+FFFD where forms and queries are decoded). Clean
+requests pass untouched and cost a scan of the bytes; a request that was changed keeps its
+received body under `forms.RAW_BODY` in the scope and its received query string under
+`RAW_QUERY`, because a Twilio signature covers what was sent.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qsl, unquote_to_bytes, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,30 +20,20 @@ from gateway.forms import MAX_BODY, RAW_BODY, clean_json, clean_text
 
 RAW_QUERY = "ventanilla.raw_query"
 
-# Raw control bytes, or percent-escaped ones (but %09 %0A %0D): something to clean.
-_FORM_DIRTY = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|%(?:0[0-8bcefBCEF]|1[0-9a-fA-F])")
+# Raw control bytes, or percent-escaped ones (but %09 %0A %0D): something to clean. Two
+# simple patterns scan faster than one alternation (this runs on every webhook).
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_ESCAPED_CONTROL = re.compile(rb"%(?:0[0-8bcefBCEF]|1[0-9a-fA-F])")
 # JSON escapes of a control character or of a surrogate, or raw control bytes (invalid JSON,
 # left for the route to refuse, unless there is also an escape to clean).
 _JSON_DIRTY = re.compile(rb"\\u00[01][0-9a-fA-F]|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_MULTIPART_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_ESCAPED_HIGH = re.compile(rb"%[89a-fA-F][0-9a-fA-F]")
-
-
-def _valid_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+_MULTIPART_CONTROL = _RAW_CONTROL
 
 
 def form_needs_cleaning(data: bytes) -> bool:
-    """Whether an urlencoded string holds controls or bytes that are not UTF-8."""
-    if _FORM_DIRTY.search(data):
-        return True
-    if not data.isascii() and not _valid_utf8(data):
-        return True
-    return _ESCAPED_HIGH.search(data) is not None and not _valid_utf8(unquote_to_bytes(data))
+    """Whether an urlencoded string holds control characters, raw or percent-escaped.
+    (Bytes that are not UTF-8 become U+FFFD where forms and queries are parsed.)"""
+    return bool(_RAW_CONTROL.search(data) or _ESCAPED_CONTROL.search(data))
 
 
 def clean_form(data: bytes) -> bytes:

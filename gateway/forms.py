@@ -44,14 +44,10 @@ def parse_form(body: bytes, content_type: str | None) -> dict[str, str]:
     media = (content_type or "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise BadRequest("expected application/x-www-form-urlencoded")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadRequest("body is not UTF-8") from exc
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("malformed form body") from exc
+    # Bytes that are not UTF-8 (raw or percent-escaped) become U+FFFD, as Starlette's own
+    # form and query parsing does: a citizen's message is kept, not refused.
+    text = body.decode("utf-8", "replace")
+    pairs = parse_qsl(text, keep_blank_values=True, errors="replace")
     return dict(pairs)
 
 

@@ -170,7 +170,9 @@ def check(client: TestClient, db_url: str, send: Any) -> None:
 @pytest.fixture
 def fuzz_client(client: TestClient, redis_url: str) -> Iterator[TestClient]:
     yield client
-    redis.Redis.from_url(redis_url).flushdb()
+    flusher = redis.Redis.from_url(redis_url)
+    flusher.flushdb()
+    flusher.close()
 
 
 def test_every_webhook_route_is_fuzzed(fuzz_client: TestClient, db_url: str) -> None:
