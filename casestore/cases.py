@@ -12,6 +12,7 @@ from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from casestore.config import Config
+from casestore.fit import clip, column_length
 from casestore.models import (
     AuditEvent,
     Case,
@@ -354,10 +355,11 @@ def audit(
     session.add(
         AuditEvent(
             at=utcnow(),
-            actor=actor,
+            # A failed log-in audits the user name as typed: whatever its length, it fits.
+            actor=clip(actor, column_length(AuditEvent.actor)),
             action=action,
             target_type=target_type,
-            target_id=target_id,
+            target_id=clip(target_id, column_length(AuditEvent.target_id)),
             detail=detail,
         )
     )

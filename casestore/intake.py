@@ -26,6 +26,7 @@ from sqlalchemy.engine import Dialect
 
 from casestore import sla, tracking
 from casestore.config import OPEN_STATUSES, Config
+from casestore.fit import clip, column_length
 from casestore.inbound import Inbound, IntakeResult
 from casestore.models import (
     Case,
@@ -63,6 +64,7 @@ HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
 TRACKING_ATTEMPTS = 20
+ADDRESS_LENGTH = column_length(Interaction.address)
 
 
 class TrackingTaken(Exception):
@@ -223,7 +225,7 @@ def record_inbound(conn: Connection, inbound: Inbound, contact_id: int | None) -
             "direction": "in",
             "provider": inbound.provider,
             "provider_ref": inbound.provider_ref,
-            "address": inbound.sender[:64],
+            "address": clip(inbound.sender, ADDRESS_LENGTH),
             "text": inbound.text,
             "media_urls": list(inbound.media_urls) or None,
             "automatic": False,
@@ -611,7 +613,7 @@ def _record_reply(
             "direction": "out",
             "provider": inbound.provider,
             "provider_ref": None,
-            "address": inbound.sender[:64],
+            "address": clip(inbound.sender, ADDRESS_LENGTH),
             "text": reply,
             "media_urls": None,
             "reply_to_id": inbound_id,

@@ -455,3 +455,25 @@ class PersonPhone(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
     linked_at: Mapped[Timestamp]
     linked_by: Mapped[str] = mapped_column(String(64))
+
+
+class DeadLetter(Base):
+    """A contact the provider was told we received that the database still refused to store
+    (after cleaning): kept raw, for an operator to re-enter by hand and mark as handled."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_resolved_received", "resolved_at", "received_at"),)
+
+    id: Mapped[IntPK]
+    received_at: Mapped[Timestamp]
+    channel: Mapped[str] = mapped_column(String(12))
+    provider: Mapped[str] = mapped_column(String(20))
+    route: Mapped[str] = mapped_column(String(200))
+    provider_ref: Mapped[str | None] = mapped_column(String(80))
+    # The department the text was classified into, when known: who may see it.
+    department: Mapped[str | None] = mapped_column(String(32))
+    # The fields as received, as JSON with every non-ASCII character escaped (a NUL included).
+    payload: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    resolved_at: Mapped[OptTimestamp]
+    resolved_by: Mapped[str | None] = mapped_column(String(64))

@@ -19,6 +19,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
+from casestore.fit import clip, column_length
 from casestore.inbound import StatusUpdate
 from casestore.models import Contact, Interaction, MessageStatus, OutboundMessage
 from casestore.reach import mark_not_sms_capable, unreachable_code
@@ -50,6 +51,9 @@ STATUS_RANK = {
     MessageStatus.FAILED: 2,
     MessageStatus.CANCELLED: 2,
 }
+
+ERROR_CODE_LENGTH = column_length(OutboundMessage.error_code)
+PROVIDER_STATUS_LENGTH = column_length(OutboundMessage.provider_status)
 
 
 @dataclass(frozen=True)
@@ -390,8 +394,11 @@ def apply_status(conn: Connection, report: StatusUpdate, now: datetime) -> bool:
             .where(outbox.c.id == row.id)
             .values(
                 status=new.value,
-                provider_status=report.provider_status,
-                error_code=report.error_code,
+                provider_status=clip(report.provider_status, PROVIDER_STATUS_LENGTH),
+                # Provider text of any length: the column keeps what fits.
+                error_code=None
+                if report.error_code is None
+                else clip(report.error_code, ERROR_CODE_LENGTH),
                 error=report.error,
                 updated_at=now,
             )

@@ -6,11 +6,14 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
+from casestore.fit import column_length, fit_ref
 from casestore.inbound import Inbound, StatusUpdate
+from casestore.models import Interaction
 from gateway.forms import BadRequest, require
 from sms.phone import PhoneError, sender_phone
 
 PROVIDER = "africastalking"
+REF_LENGTH = column_length(Interaction.provider_ref)
 
 # AT delivery report status -> our outbox status (Rejected, Success and Failed are final).
 STATUS_MAP: Mapping[str, str] = {
@@ -47,7 +50,7 @@ def parse_sms(form: Mapping[str, str], received_at: datetime, country: str) -> I
         sender = phone  # replies go out through the AT API, which takes E.164 only
     return Inbound(
         provider=PROVIDER,
-        provider_ref=form["id"].strip(),
+        provider_ref=fit_ref(form["id"].strip(), REF_LENGTH),
         channel="sms",
         sender=sender,
         recipient=form.get("to", "").strip(),
@@ -66,7 +69,7 @@ def parse_delivery(form: Mapping[str, str]) -> StatusUpdate:
     reason = (form.get("failureReason") or "").strip() or None
     return StatusUpdate(
         provider=PROVIDER,
-        provider_ref=form["id"].strip(),
+        provider_ref=fit_ref(form["id"].strip(), REF_LENGTH),
         status=STATUS_MAP[raw],
         provider_status=raw,
         error_code=reason,

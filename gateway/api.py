@@ -295,9 +295,10 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+        # In UTC here: 9999-12-31T23:59:59-12:00 has no UTC time (OverflowError, not a 500).
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"{name}: not an RFC 3339 time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def survey_scores_view(request: Request) -> Response:

@@ -11,15 +11,18 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from casestore.config import Config, load_config
+from casestore.db import is_refused_input, is_unreachable
 from gateway import (
     api,
     console,
     missed_call,
+    openapi,
     operator_leg,
     outage,
     simulator,
@@ -33,6 +36,7 @@ from gateway import (
     voice_twilio,
     webhooks,
 )
+from gateway.clean_input import CleanInputMiddleware
 from gateway.runtime import Runtime, build_runtime
 from gateway.settings import Settings, load_settings
 
@@ -76,9 +80,21 @@ async def home(request: Request) -> Response:
     return JSONResponse({"service": "ventanilla", "health": "/healthz"})
 
 
-async def database_unavailable(request: Request, exc: Exception) -> Response:
-    log.error("database unavailable: %s", type(exc).__name__)
-    return JSONResponse({"error": "database unavailable"}, status_code=503)
+REFUSED = "the request holds a value the registry cannot store"
+REFUSED_ES = "La solicitud tiene un valor que el registro no puede guardar. Revise lo escrito."
+
+
+async def database_error(request: Request, exc: Exception) -> Response:
+    """503 only when the database cannot be reached; a value it refused is the client's 400."""
+    if is_unreachable(exc):
+        log.error("database unavailable: %s", type(exc).__name__)
+        return JSONResponse({"error": "database unavailable"}, status_code=503)
+    if is_refused_input(exc):
+        log.warning("database refused a value: %s", type(exc).__name__)
+        if request.url.path.startswith("/console"):
+            return PlainTextResponse(REFUSED_ES, status_code=400)
+        return JSONResponse({"error": REFUSED}, status_code=400)
+    raise exc
 
 
 def create_app(settings: Settings | None = None, config: Config | None = None) -> Starlette:
@@ -113,6 +129,7 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
         *voice_notice.routes,
         *missed_call.routes,
         *operator_leg.routes,
+        *openapi.routes,
         *api.routes,
         *console.routes,
         *simulator.routes,
@@ -122,5 +139,6 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={DBAPIError: database_unavailable},
+        exception_handlers={DBAPIError: database_error},
+        middleware=[Middleware(CleanInputMiddleware)],
     )

@@ -1,7 +1,10 @@
-"""Reading provider webhooks: bounded bodies, form parsing that keeps blank fields."""
+"""Reading requests: bounded bodies, form parsing that keeps blank fields, cleaning text that
+the registry cannot store (see `gateway.clean_input`, which applies it to every request)."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -41,14 +44,10 @@ def parse_form(body: bytes, content_type: str | None) -> dict[str, str]:
     media = (content_type or "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise BadRequest("expected application/x-www-form-urlencoded")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadRequest("body is not UTF-8") from exc
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("malformed form body") from exc
+    # Bytes that are not UTF-8 (raw or percent-escaped) become U+FFFD, as Starlette's own
+    # form and query parsing does: a citizen's message is kept, not refused.
+    text = body.decode("utf-8", "replace")
+    pairs = parse_qsl(text, keep_blank_values=True, errors="replace")
     return dict(pairs)
 
 
@@ -75,3 +74,45 @@ def require(form: dict[str, str], *names: str) -> None:
     for name in names:
         if not form.get(name, "").strip():
             raise BadRequest(f"missing field: {name}")
+
+
+# ---------------------------------------------------------------- cleaning at the edge
+# C0 controls but tab, line feed and carriage return (GSM-7 "@" arrives as NUL), and lone
+# surrogates (a JSON "\ud800"): PostgreSQL refuses both, and no citizen means them.
+_DIRTY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def _swap(match: re.Match[str]) -> str:
+    return "" if match.group() < "\x20" else REPLACEMENT
+
+
+def clean_text(value: str) -> str:
+    """`value` without C0 controls (line breaks and tabs kept), lone surrogates as U+FFFD."""
+    if _DIRTY.search(value) is None:
+        return value
+    return _DIRTY.sub(_swap, value)
+
+
+def clean_json(value: Any) -> Any:
+    """A parsed JSON document with every string (keys too) through `clean_text`."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value
+
+
+RAW_BODY = "ventanilla.raw_body"  # scope key: the body as received, when cleaning changed it
+
+
+def signed_fields(request: Request, form: dict[str, str]) -> dict[str, str]:
+    """The fields as the provider sent them, for its signature: `form` is cleaned, but a
+    signature covers the received bytes (a NUL included)."""
+    raw: bytes | None = request.scope.get(RAW_BODY)
+    if raw is None:
+        return form
+    text = raw.decode("utf-8", "replace")
+    return dict(parse_qsl(text, keep_blank_values=True, errors="replace"))

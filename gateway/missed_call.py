@@ -22,7 +22,7 @@ from casestore import calls
 from casestore.calls import CallStatus, MissedCall
 from casestore.config import Config
 from gateway import twilio
-from gateway.forms import BadRequest, read_form, require
+from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.runtime import Runtime
 from gateway.webhooks import public_url, refuse, runtime
 from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
@@ -103,7 +103,7 @@ async def twilio_missed_call(request: Request) -> Response:
         twilio.verify_signature(
             rt.settings.twilio_auth_token,
             public_url(request),
-            form,
+            signed_fields(request, form),
             request.headers.get("x-twilio-signature"),
         )
         require(form, "CallSid", "From")
@@ -139,7 +139,7 @@ async def twilio_call_status(request: Request) -> Response:
         twilio.verify_signature(
             rt.settings.twilio_auth_token,
             public_url(request),
-            form,
+            signed_fields(request, form),
             request.headers.get("x-twilio-signature"),
         )
         require(form, "CallSid", "CallStatus")

@@ -49,7 +49,7 @@ from casestore.calls import CallStatus
 from casestore.models import Operator
 from gateway import livequeue, twilio
 from gateway.calls import Caller, CallResult, OutboxCaller, caller_from_env
-from gateway.forms import BadRequest, read_form, require
+from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.livequeue import LiveCall, Waiting
 from gateway.missed_call import TWILIO_CALL_STATUS
 from gateway.runtime import Runtime
@@ -309,7 +309,7 @@ async def _verified(request: Request) -> tuple[Runtime, dict[str, str]]:
     twilio.verify_signature(
         rt.settings.twilio_auth_token,
         public_url(request),
-        form,
+        signed_fields(request, form),
         request.headers.get("x-twilio-signature"),
     )
     require(form, "CallSid")

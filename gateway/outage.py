@@ -9,8 +9,9 @@ replays the spool when the database answers again.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -19,9 +20,11 @@ from starlette.concurrency import run_in_threadpool
 
 from casestore import menu_actions
 from casestore.db import is_unreachable
+from casestore.dead_letters import Letter
 from casestore.inbound import Inbound, IntakeResult
 from casestore.intake import IntakeRequest
 from casestore.spooled import adopt_number, replay_sms
+from gateway import dead_letters
 from gateway.spool import Record, Spool, StopReplay
 from sms.conversation import Plan, classify_sms, render_reply
 
@@ -120,10 +123,35 @@ def spool_menu_case(
 # ---------------------------------------------------------------- replay
 
 
-def hand_over_rejected(line: bytes, reason: str) -> None:
+def hand_over_rejected(rt: Runtime, line: bytes, reason: str) -> None:
     """A spooled record that cannot be stored (bad data) was moved to the spool's
-    `rejected.jsonl`. The one place to hand such a record on (e.g. to dead letters)."""
+    `rejected.jsonl`; it becomes a dead letter too, so operators see it in the console."""
     log.error("spool: a record could not be replayed and was moved aside: %s", reason)
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = {}
+    if not isinstance(record, dict):
+        record = {}
+    fields = {str(k): str(v) for k, v in record.items()} or {
+        "raw": line.decode("utf-8", errors="replace")
+    }
+    category = rt.config.categories.get(str(record.get("category", "")))
+    dead_letters.keep_sync(
+        rt,
+        Letter(
+            received_at=datetime.now(UTC),
+            channel=str(record.get("channel", "?")),
+            provider=str(record.get("provider", "?")),
+            route="spool",
+            provider_ref=None
+            if record.get("provider_ref") is None
+            else str(record["provider_ref"]),
+            department=None if category is None else category.department,
+            fields=fields,
+            error=reason[:500],
+        ),
+    )
 
 
 def _replay_record(rt: Runtime, record: Record) -> None:
@@ -209,7 +237,10 @@ def replay_once(rt: Runtime) -> int:
     """Replay what the spool holds if the database answers; how many records were consumed."""
     if not rt.spool.has_pending() or not database_reachable(rt):
         return 0
-    done = rt.spool.replay(lambda record: _replay_record(rt, record), hand_over_rejected)
+    done = rt.spool.replay(
+        lambda record: _replay_record(rt, record),
+        lambda line, reason: hand_over_rejected(rt, line, reason),
+    )
     if done:
         log.info("spool: %d contact(s) replayed, %d waiting", done, rt.spool.pending())
     return done

@@ -12,7 +12,9 @@ from xml.sax.saxutils import escape as xml_escape
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from casestore.fit import column_length, fit_ref
 from casestore.inbound import Inbound, StatusUpdate
+from casestore.models import Interaction
 from gateway.forms import BadRequest, require
 from sms.phone import PhoneError, sender_phone
 
@@ -33,6 +35,7 @@ STATUS_MAP: Mapping[str, str] = {
     "canceled": "cancelled",
 }
 OPTED_OUT_CODES = frozenset({"21610"})
+REF_LENGTH = column_length(Interaction.provider_ref)
 
 
 def compute_signature(auth_token: str, url: str, form: Mapping[str, str]) -> str:
@@ -98,7 +101,7 @@ def parse_sms(form: Mapping[str, str], received_at: datetime, country: str) -> I
             media.append(url)
     return Inbound(
         provider=PROVIDER,
-        provider_ref=sid.strip(),
+        provider_ref=fit_ref(sid.strip(), REF_LENGTH),
         channel=channel,
         sender=sender,
         recipient=recipient,
@@ -118,7 +121,7 @@ def parse_status(form: Mapping[str, str]) -> StatusUpdate:
     code = (form.get("ErrorCode") or "").strip() or None
     return StatusUpdate(
         provider=PROVIDER,
-        provider_ref=form["MessageSid"].strip(),
+        provider_ref=fit_ref(form["MessageSid"].strip(), REF_LENGTH),
         status=STATUS_MAP[raw],
         provider_status=raw,
         error_code=code,

@@ -13,19 +13,21 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from redis.client import Pipeline
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from casestore.db import is_database_error, is_unreachable
+from casestore.fit import column_length, fit_ref
 from casestore.menu_actions import ussd_limit_hit
-from gateway import africastalking
+from casestore.models import Interaction
+from gateway import africastalking, dead_letters
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import (
     Call,
@@ -47,7 +49,8 @@ log = logging.getLogger(__name__)
 PROVIDER = africastalking.PROVIDER
 SEPARATOR = "*"
 SCREEN_MAX = 160  # characters a screen shows; 182 is the usual GSM maximum
-SESSION_ID_MAX = 64  # the provider reference is "<sessionId>:<step>", at most 80 characters
+# The provider reference is "<sessionId>:<step>": room for the step left in the column.
+SESSION_ID_MAX = (column_length(Interaction.provider_ref) or 80) - 16
 UNAVAILABLE = "Servicio no disponible. Intente mas tarde."
 # Nodes of a new request a dropped session can be resumed at (as gateway.menu_session keeps them).
 RESUMABLE_NODES = ("describe", "confirm")
@@ -83,9 +86,8 @@ def parse_ussd(form: Mapping[str, str], country: str) -> UssdRequest:
     require(dict(form), "sessionId", "serviceCode", "phoneNumber")
     if "text" not in form:
         raise BadRequest("missing field: text")
-    session_id = form["sessionId"].strip()
-    if len(session_id) > SESSION_ID_MAX:
-        raise BadRequest(f"sessionId longer than {SESSION_ID_MAX} characters")
+    # A longer sessionId is shortened the same way every time: its steps still deduplicate.
+    session_id = fit_ref(form["sessionId"].strip(), SESSION_ID_MAX)
     try:
         phone = parse_phone(form["phoneNumber"], country)
     except PhoneError as exc:
@@ -358,13 +360,28 @@ async def answer(rt: Runtime, provider: str, ussd: UssdRequest) -> Response:
     """Run one request and answer it; only an unreachable database gives a 5xx (503)."""
     try:
         body = await respond(rt, provider, ussd)
-    except DBAPIError as exc:
+    except Exception as exc:
+        if not is_database_error(exc):  # Redis down or a bug: end the session politely
+            log.exception("USSD step failed for %s", provider)
+            return PlainTextResponse(unavailable_text(rt.menu))
+        if not is_unreachable(exc):
+            # The database is up but refused what the citizen typed: keep it for an operator.
+            kept = await dead_letters.keep(
+                rt,
+                channel="ussd",
+                provider=provider,
+                route=ROUTE,
+                provider_ref=f"{ussd.session_id}:{step_ref(ussd.text)}",
+                department=None,
+                fields=asdict(ussd),
+                exc=exc,
+            )
+            if kept:
+                return PlainTextResponse(unavailable_text(rt.menu))
         log.error("USSD step failed, database unavailable: %s", type(exc).__name__)
         return PlainTextResponse("temporarily unable to store the request; retry", 503)
-    except Exception:  # Redis down or a bug: end the session politely, never a 500
-        log.exception("USSD step failed for %s", provider)
-        body = unavailable_text(rt.menu)
     return PlainTextResponse(body)
 
 
-routes: list[BaseRoute] = [Route("/webhooks/africastalking/ussd", at_ussd, methods=["POST"])]
+ROUTE = "/webhooks/africastalking/ussd"
+routes: list[BaseRoute] = [Route(ROUTE, at_ussd, methods=["POST"])]

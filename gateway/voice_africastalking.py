@@ -30,6 +30,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from casestore import calls
+from casestore.fit import column_length, fit_ref
+from casestore.models import Interaction
 from gateway import livequeue, operator_leg
 from gateway.africastalking import PROVIDER, verify_token
 from gateway.forms import BadRequest, read_form, require
@@ -122,7 +124,7 @@ def parse_voice(form: Mapping[str, str], country: str) -> VoiceRequest:
     if recording and not recording.startswith(("https://", "http://")):
         raise BadRequest("recordingUrl must be an http(s) URL")
     return VoiceRequest(
-        session_id=form["sessionId"].strip()[:80],
+        session_id=fit_ref(form["sessionId"].strip(), column_length(Interaction.provider_ref)),
         active=active == "1",
         outbound=direction == "outbound",
         phone=phone,

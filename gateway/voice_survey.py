@@ -35,7 +35,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from casestore import calls
 from feedback.voice import VoiceScreen, answer_call, begin_call, prompt, survey_of_call
 from gateway import africastalking, twilio
-from gateway.forms import BadRequest, read_form
+from gateway.forms import BadRequest, read_form, signed_fields
 from gateway.runtime import Runtime
 from gateway.voice_africastalking import parse_voice
 from gateway.voice_twilio import parse_call
@@ -188,7 +188,7 @@ async def twilio_survey(request: Request) -> Response:
         twilio.verify_signature(
             rt.settings.twilio_auth_token,
             public_url(request),
-            form,
+            signed_fields(request, form),
             request.headers.get("x-twilio-signature"),
         )
         call = parse_call(form, rt.config.country)

@@ -35,7 +35,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from casestore.menu_actions import spoken_tracking
 from gateway import livequeue, twilio
-from gateway.forms import BadRequest, read_form, require
+from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.menu_session import Call, SessionStore, advance, perform
 from gateway.rediskeys import keys_of
 from gateway.runtime import Runtime
@@ -294,7 +294,7 @@ async def _verified(request: Request) -> tuple[Runtime, dict[str, str], VoiceCal
     twilio.verify_signature(
         rt.settings.twilio_auth_token,
         public_url(request),
-        form,
+        signed_fields(request, form),
         request.headers.get("x-twilio-signature"),
     )
     return rt, form, parse_call(form, rt.config.country)

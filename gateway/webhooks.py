@@ -11,13 +11,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from casestore import outbox
+from casestore.db import is_unreachable
 from casestore.inbound import Inbound, IntakeResult, StatusUpdate
 from casestore.intake import IntakeRequest
 from casestore.writer import StoreUnavailable
-from gateway import africastalking, outage, twilio
-from gateway.forms import BadRequest, read_form
+from gateway import africastalking, dead_letters, outage, twilio
+from gateway.clean_input import RAW_QUERY
+from gateway.forms import BadRequest, read_form, signed_fields
 from gateway.runtime import Runtime
-from sms.conversation import classify_sms
+from sms.conversation import Plan, classify_sms
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,10 @@ def runtime(request: Request) -> Runtime:
 def public_url(request: Request) -> str:
     """The URL the provider called, rebuilt from the configured public base (proxies)."""
     url = runtime(request).settings.public_url + request.url.path
-    return f"{url}?{request.url.query}" if request.url.query else url
+    # The query as received: a signature covers it even when cleaning changed it.
+    raw = request.scope.get(RAW_QUERY)
+    query = raw.decode("latin-1") if raw is not None else request.url.query
+    return f"{url}?{query}" if query else url
 
 
 def refuse(exc: BadRequest) -> Response:
@@ -41,7 +46,9 @@ def unavailable() -> Response:
     return PlainTextResponse("temporarily unable to store the message; retry", status_code=503)
 
 
-async def store(request: Request, inbound: Inbound, reply_inline: bool) -> IntakeResult | None:
+async def store(
+    request: Request, inbound: Inbound, reply_inline: bool, form: dict[str, str]
+) -> IntakeResult | None:
     rt = runtime(request)
     plan = classify_sms(inbound.text, rt.config)
     intake = IntakeRequest(inbound, plan, reply_inline)
@@ -49,11 +56,12 @@ async def store(request: Request, inbound: Inbound, reply_inline: bool) -> Intak
         return await _spool(rt, intake)
     try:
         return await rt.intake.submit(intake)
-    except StoreUnavailable:
-        return await _spool(rt, intake)
-    except Exception as exc:  # any failure to store: the provider must retry
+    except Exception as exc:
+        if isinstance(exc, StoreUnavailable) or is_unreachable(exc):
+            return await _spool(rt, intake)  # an outage: kept locally, replayed later
+        # The database is up but refused it (or a defect): kept raw as a dead letter.
         log.error("intake failed for %s message: %s", inbound.provider, type(exc).__name__)
-        return None
+        return await keep_refused(request, inbound, plan, form, exc)
 
 
 async def _spool(rt: Runtime, intake: IntakeRequest) -> IntakeResult | None:
@@ -66,6 +74,26 @@ async def _spool(rt: Runtime, intake: IntakeRequest) -> IntakeResult | None:
         return None
 
 
+async def keep_refused(
+    request: Request, inbound: Inbound, plan: Plan, form: dict[str, str], exc: Exception
+) -> IntakeResult | None:
+    """The database is up but refused this message: keep it raw as a dead letter and
+    acknowledge it (no receipt: there is no case); None when it could not be kept at all."""
+    rt = runtime(request)
+    category = rt.config.categories.get(plan.category)
+    kept = await dead_letters.keep(
+        rt,
+        channel=inbound.channel,
+        provider=inbound.provider,
+        route=request.url.path,
+        provider_ref=inbound.provider_ref,
+        department=category.department if category is not None else None,
+        fields=signed_fields(request, form),
+        exc=exc,
+    )
+    return IntakeResult(duplicate=False, reply=None, action="dead_letter") if kept else None
+
+
 async def twilio_sms(request: Request) -> Response:
     rt = runtime(request)
     try:
@@ -73,13 +101,13 @@ async def twilio_sms(request: Request) -> Response:
         twilio.verify_signature(
             rt.settings.twilio_auth_token,
             public_url(request),
-            form,
+            signed_fields(request, form),
             request.headers.get("x-twilio-signature"),
         )
         inbound = twilio.parse_sms(form, datetime.now(UTC), rt.config.country)
     except BadRequest as exc:
         return refuse(exc)
-    result = await store(request, inbound, reply_inline=True)
+    result = await store(request, inbound, reply_inline=True, form=form)
     if result is None:
         return unavailable()
     return Response(twilio.render_sms_reply(result.reply), media_type="application/xml")
@@ -109,7 +137,7 @@ async def twilio_status(request: Request) -> Response:
         twilio.verify_signature(
             rt.settings.twilio_auth_token,
             public_url(request),
-            form,
+            signed_fields(request, form),
             request.headers.get("x-twilio-signature"),
         )
         update = twilio.parse_status(form)
@@ -126,7 +154,7 @@ async def at_sms(request: Request) -> Response:
         inbound = africastalking.parse_sms(form, datetime.now(UTC), rt.config.country)
     except BadRequest as exc:
         return refuse(exc)
-    result = await store(request, inbound, reply_inline=False)
+    result = await store(request, inbound, reply_inline=False, form=form)
     if result is None:
         return unavailable()
     return PlainTextResponse("ok")

@@ -24,6 +24,7 @@ from starlette.testclient import TestClient
 
 from casestore.config import Config
 from casestore.db import make_engine
+from casestore.models import DeadLetter
 from gateway import outage, worker
 from gateway.app import create_app
 from gateway.redisconn import connect
@@ -265,3 +266,24 @@ def test_africas_talking_voice_request_finished_during_an_outage_is_kept(down: O
     with Db(down.db_url) as db:
         (case,) = db.cases()
         assert case.channel == "voice" and case.tracking_number in spoken
+
+
+def test_a_spooled_record_that_cannot_be_replayed_becomes_a_dead_letter(down: Outage) -> None:
+    """Replay moves a record it cannot store aside and goes on; operators see it as a dead
+    letter (the console's "Mensajes sin guardar"), not only in the spool's rejected file."""
+    down.cut()
+    receipt = message(post_twilio(down.client, twilio_form("hay un pozo", "+5491155550231")))
+    down.runtime.spool.append(
+        lambda s: {"kind": "fax", "provider": "twilio", "provider_ref": "SMbroken", "text": "x"},
+        provider="twilio",
+        provider_ref="SMbroken",
+    )
+    down.restore()
+    down.replay()
+    with Db(down.db_url) as db:
+        (case,) = db.cases()
+        assert case.tracking_number == tracking_in(receipt)
+    with make_engine(down.db_url).connect() as conn:
+        rows = conn.execute(DeadLetter.__table__.select()).all()
+    assert [(r.route, r.provider_ref) for r in rows] == [("spool", "SMbroken")]
+    assert "unknown spool record kind" in rows[0].error

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.console import auth, cases, limited, live, scores, supervision
+from gateway.console import auth, cases, dead_letters, limited, live, scores, supervision
 
 routes: list[BaseRoute] = [
     *auth.routes,
     *cases.routes,
     *supervision.routes,
     *limited.routes,
+    *dead_letters.routes,
     *live.routes,
     *scores.routes,
 ]

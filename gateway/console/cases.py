@@ -27,6 +27,7 @@ from casestore.cases import (
     merge_cases,
     message_citizen,
 )
+from casestore.fit import clip, column_length
 from casestore.limited import count_limited_numbers
 from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utcnow
 from casestore.outbox import messages_of_case
@@ -229,7 +230,7 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                     return "not_found"
                 assign_case(session, case, operator, actor=viewer.username)
             elif action == "person":
-                name = form.get("name", "").strip()[:200] or None
+                name = clip(form.get("name", "").strip(), column_length(Case.citizen_name)) or None
                 national_id = "".join(ch for ch in form.get("national_id", "") if ch.isdigit())
                 if national_id and not 7 <= len(national_id) <= 9:
                     return "El DNI debe tener entre 7 y 9 dígitos."

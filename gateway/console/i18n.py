@@ -30,6 +30,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "limit.sms_per_minute": "SMS por minuto",
         "limit.new_cases_per_day": "Pedidos nuevos por día",
         "limit.ussd_sessions_per_hour": "Sesiones USSD por hora",
+        "dead_letters": "Mensajes sin guardar",
+        "no_letter": "No encontramos ese mensaje.",
     },
     "en": {
         "console": "Console",
@@ -55,6 +57,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "limit.sms_per_minute": "SMS per minute",
         "limit.new_cases_per_day": "New cases per day",
         "limit.ussd_sessions_per_hour": "USSD sessions per hour",
+        "dead_letters": "Unstored messages",
+        "no_letter": "We found no such message.",
     },
 }
 

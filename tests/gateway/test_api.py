@@ -598,3 +598,14 @@ def test_the_status_body_is_read_only_up_to_the_limit(api: Api) -> None:
     assert sent[0]["status"] == 413
     assert chunks_sent <= 5  # 64 KiB and one chunk more, not 1000 chunks (16 MiB)
     assert api.events(number) == 0
+
+
+@pytest.mark.parametrize("edge", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+05:00"])
+def test_a_time_with_no_utc_equivalent_is_a_400(client: TestClient, token: str, edge: str) -> None:
+    response = client.get(
+        "/api/v1/surveys/scores",
+        params={"from": edge},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "from: not an RFC 3339 time"}
