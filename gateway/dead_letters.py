@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from casestore import dead_letters
 from casestore.config import Config
 from casestore.dead_letters import Letter, encode_payload
+from gateway.settings import var_dir
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -30,17 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FILE_NAME = "dead-letters.jsonl"
-DEFAULT_VAR_DIR = "./var"
-
-
-def var_dir(config: Config) -> Path:
-    """`[storage] var_dir` (default ./var): where the gateway keeps files of its own."""
-    storage = config.raw.get("storage", {})
-    return Path(str(storage.get("var_dir", DEFAULT_VAR_DIR)))
 
 
 def letters_file(config: Config) -> Path:
-    return var_dir(config) / FILE_NAME
+    return var_dir(config.raw) / FILE_NAME
 
 
 def describe(exc: BaseException) -> str:

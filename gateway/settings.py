@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 PROVIDERS = ("twilio", "africastalking", "outbox")
 
@@ -81,3 +83,13 @@ def load_settings(
         env=env,
         bind_host=host,
     )
+
+
+DEFAULT_VAR_DIR = "./var"
+
+
+def var_dir(raw_config: Mapping[str, Any]) -> Path:
+    """`[storage] var_dir` (default ./var): the local directory for the gateway's own files
+    (the outage spool, dead letters the database refused too)."""
+    storage = raw_config.get("storage", {})
+    return Path(str(storage.get("var_dir") or DEFAULT_VAR_DIR))

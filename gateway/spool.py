@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from casestore import tracking
+from gateway.settings import var_dir
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,15 @@ JOURNAL = "journal.jsonl"
 OFFSET = "journal.offset"
 REJECTED = "rejected.jsonl"
 REPLAY_LOCK = "replay.lock"
-DEFAULT_DIR = Path("var") / "spool"
 
 Record = dict[str, Any]
 
 
 def spool_dir(raw_config: Mapping[str, Any]) -> Path:
-    """`[spool] dir` of the deployment file (VENTANILLA__SPOOL__DIR), else ./var/spool."""
+    """`[spool] dir` of the deployment file (VENTANILLA__SPOOL__DIR), else the `spool`
+    directory under `[storage] var_dir`."""
     section = raw_config.get("spool", {})
-    return Path(str(section.get("dir") or DEFAULT_DIR))
+    return Path(str(section.get("dir") or var_dir(raw_config) / "spool"))
 
 
 class StopReplay(Exception):

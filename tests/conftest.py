@@ -189,8 +189,9 @@ def app_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    # Each test its own spool: contacts kept during a database outage never leak across tests.
-    return load_config(env={"VENTANILLA__SPOOL__DIR": str(tmp_path / "spool")})
+    # Each test its own local files (the outage spool, dead letters kept in a file): nothing
+    # kept by one test leaks into another.
+    return load_config(env={"VENTANILLA__STORAGE__VAR_DIR": str(tmp_path / "var")})
 
 
 @pytest.fixture

@@ -229,7 +229,7 @@ def test_the_dispatcher_backs_off_quietly_while_the_database_is_down(
 def test_only_a_contact_neither_stored_nor_spooled_is_answered_503(
     down: Outage, tmp_path: Path
 ) -> None:
-    (tmp_path / "spool").write_text("")  # the spool's directory cannot be made: disk trouble
+    (tmp_path / "var").write_text("")  # the spool's directory cannot be made: disk trouble
     down.cut()
     form = twilio_form("no tenemos gas hace 3 dias", sender="+5491155550205")
     assert post_twilio(down.client, form).status_code == 503  # Twilio's fallback URL takes it
