@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from datetime import UTC, datetime
+from types import FrameType
 
 import redis
 from rq import Queue, SimpleWorker
@@ -203,6 +205,13 @@ def _surveys_due(engine: Engine) -> bool:
 OUTAGE_BACKOFF_MAX = 30.0
 
 
+def _unreachable(exc: BaseException) -> str | None:
+    """Which service `exc` says could not be reached ("database", "Redis"), or None."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return "Redis"
+    return "database" if is_unreachable(exc) else None
+
+
 def _dispatch_loop(
     engine: Engine,
     queue: Queue,
@@ -222,16 +231,17 @@ def _dispatch_loop(
                 last_sweep = time.monotonic()
             moved = dispatch(engine, queue)
         except Exception as exc:  # keep the loop alive: the database or Redis may come back
-            if not is_unreachable(exc):
+            lost = _unreachable(exc)
+            if lost is None:
                 log.exception("dispatcher: cycle failed")
             elif not failures:  # once per outage, not a traceback every half second
-                log.error("dispatcher: database unavailable (%s); retrying", type(exc).__name__)
+                log.error("dispatcher: %s unavailable (%s); retrying", lost, type(exc).__name__)
             failures += 1
             # Back off while it lasts (up to OUTAGE_BACKOFF_MAX) instead of hammering it.
             stop.wait(min(interval * 2**failures, OUTAGE_BACKOFF_MAX))
             continue
         if failures:
-            log.info("dispatcher: database reachable again")
+            log.info("dispatcher: database and Redis reachable again")
             failures = 0
         if not moved:
             stop.wait(interval)
@@ -255,8 +265,54 @@ def run_forever(
     )
     thread.start()
     try:
-        SimpleWorker([queue], connection=connection).work(with_scheduler=False)
+        _work_until_stopped(queue, connection, interval)
     finally:
         stop.set()
         thread.join(timeout=5)
         close_senders()
+
+
+class _Worker(SimpleWorker):
+    """rq's SimpleWorker, remembering whether SIGTERM/SIGINT asked it to stop: otherwise a
+    return from `work()` means it gave up (rq quits on any error it does not handle)."""
+
+    stop_requested = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def _work_until_stopped(queue: Queue, connection: redis.Redis, interval: float) -> None:
+    """Run rq's worker until a signal asks it to stop. rq quits when Redis goes away under a
+    job (refused, killed, restarted empty): then wait until Redis answers and start a fresh
+    worker, as a supervisor would. Jobs lost with Redis are the sweeper's (their rows stay in
+    the database: queued ones go back to pending, interrupted sends are reconciled)."""
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    while True:
+        worker = _Worker([queue], connection=connection)
+        try:
+            worker.work(with_scheduler=False)
+        except redis.RedisError as exc:  # rq's own teardown could not reach Redis either
+            log.error("worker: Redis unavailable (%s)", type(exc).__name__)
+        if worker.stop_requested or stopping.is_set():
+            return
+        # Between workers, a signal stops the wait (rq's handlers belong to the old worker).
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        log.warning("worker: rq worker quit without a stop request; restarting it")
+        failures = 0
+        while not stopping.wait(min(interval * 2**failures, OUTAGE_BACKOFF_MAX)):
+            try:
+                connection.ping()
+            except redis.RedisError:
+                failures += 1
+                continue
+            log.info("worker: Redis reachable; starting a fresh rq worker")
+            break
+        if stopping.is_set():
+            return

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,14 +20,19 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import insert, select, update
+from starlette.testclient import TestClient
 
 from casestore import outbox
-from casestore.config import load_config
+from casestore.config import Config, load_config
 from casestore.db import make_engine
 from casestore.models import Contact, OutboundCall, OutboundMessage
+from gateway.app import create_app
 from gateway.rediskeys import RedisKeys, delete_all
+from gateway.settings import load_settings
+from tests.conftest import PUBLIC_URL, app_env
 from tests.fakeprovider import FakeProvider
-from tests.helpers import Db
+from tests.faults import RedisServer
+from tests.helpers import Db, at_form, post_at, post_twilio, twilio_form
 from tests.settings import REDIS_PREFIX
 from tests.test_delivery import ROOT, outbox_rows, process_env, wait_for
 from tests.test_landlines import MOBILE, Stack, stack  # noqa: F401  (fixture)
@@ -223,6 +229,84 @@ def test_redis_losing_every_key_mid_run_loses_no_message(
     _run_worker_until(db_url, redis_url, fake_provider, "twilio", tmp_path, 10, lose_redis)
     _restart_after_the_leases(db_url, redis_url, fake_provider, "twilio")
     _each_once(db_url, fake_provider, phones)
+
+
+def test_redis_killed_and_restarted_empty_mid_run_loses_no_message(
+    db_url: str, fake_provider: FakeProvider, tmp_path: Path
+) -> None:
+    """A private Redis SIGKILLed under a running worker and started again, empty, on the same
+    port: the worker rides it out (no restart) and sends what is queued after; the rows whose
+    jobs died with Redis are put back by the sweeper; each message is sent, and each call-back
+    rings, exactly once."""
+    with RedisServer(tmp_path / "redis") as server:
+        phones = _notifications(db_url, 50)
+        dialled = _call_backs(db_url, "twilio", 10)
+        env = _env(db_url, server.url, fake_provider, "twilio")
+        fake_provider.answer_delay = 0.3  # a slow provider: the kill finds sends in flight
+        log = tmp_path / "worker.log"
+        with log.open("wb") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for(lambda: len(fake_provider.messages) >= 10, 30, "10 sent", log)
+            server.kill()  # every job, the queue and the rate schedule gone with it
+            at_kill = {r.to_address: r.status for r in outbox_rows(db_url)}
+            assert {"queued", "sending"} & set(at_kill.values()), "kill before the batch is done"
+            time.sleep(1.0)  # Redis stays down a while: the worker meets refused connections
+            assert worker.poll() is None, log.read_text()[-3000:]
+            server.start()  # same port, no keys
+            # The same process (no supervisor restarted it) takes new work from the new Redis.
+            later = [f"+5491166{n:06d}" for n in range(5)]
+            for phone in later:
+                add_message(db_url, provider="twilio", to=phone)
+            sent_to = lambda: {m.to for m in fake_provider.messages}  # noqa: E731
+            wait_for(lambda: set(later) <= sent_to(), 30, "sent after the restart", log)
+            assert worker.poll() is None, log.read_text()[-3000:]
+            worker.send_signal(signal.SIGTERM)  # a clean stop, as a supervisor stops it
+            assert worker.wait(timeout=20) == 0, log.read_text()[-3000:]
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        fake_provider.answer_delay = 0.0
+        # The jobs lost with Redis: their rows wait as queued (or sending, mid-send) until the
+        # sweeper's hold and leases run out, then go back (reconciled with Twilio first).
+        _restart_after_the_leases(db_url, server.url, fake_provider, "twilio")
+        _each_once(db_url, fake_provider, phones + later)
+        assert not [r for r in outbox_rows(db_url) if r.status != "sent"]  # nothing pending
+        rang = Counter(c.to for c in fake_provider.calls)
+        assert set(rang) == set(dialled) and set(rang.values()) == {1}
+        assert {r.status for r in _call_rows(db_url).values()} == {"placed"}
+
+
+def test_an_sms_arriving_while_redis_is_down_is_acknowledged_and_stored(
+    db_url: str, config: Config, tmp_path: Path
+) -> None:
+    """Redis down, the database up: both providers' SMS webhooks answer 200 with the receipt
+    and the contact is in the database (not spooled, not a dead letter)."""
+    with RedisServer(tmp_path / "redis") as server:
+        settings = load_settings(app_env(db_url, server.url))
+        with TestClient(create_app(settings, config), base_url=PUBLIC_URL) as client:
+            client.app.state.runtime.redis.ping()  # type: ignore[attr-defined]  # connected once
+            server.kill()
+            twilio = post_twilio(client, twilio_form("Hay un bache en mi calle", "+5491155550101"))
+            at = post_at(client, at_form("Se corto la luz en el barrio", "+5491155550102"))
+            assert client.get("/healthz").json()["redis"] != "ok"
+            spooled = client.app.state.runtime.spool.pending()  # type: ignore[attr-defined]
+    assert twilio.status_code == 200 and "<Message>" in twilio.text
+    assert at.status_code == 200
+    assert spooled == 0
+    with Db(db_url) as db:
+        phones = {c.phone for c in db.contacts()}
+        texts = {i.text for i in db.interactions()}
+        assert {"+5491155550101", "+5491155550102"} <= phones
+        assert {"Hay un bache en mi calle", "Se corto la luz en el barrio"} <= texts
+        assert len(db.cases()) == 2
 
 
 def _call_backs(db_url: str, provider: str, count: int) -> list[str]:
