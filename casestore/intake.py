@@ -7,6 +7,7 @@ Every insert is `ON CONFLICT`-safe so one redelivered webhook cannot abort a bat
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -64,6 +65,7 @@ HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
 TRACKING_ATTEMPTS = 20
+log = logging.getLogger(__name__)
 ADDRESS_LENGTH = column_length(Interaction.address)
 
 
@@ -320,6 +322,17 @@ def open_case(
     if number is not None:
         raise TrackingTaken(number)
     raise RuntimeError("could not find a free tracking number")  # pragma: no cover
+
+
+def open_case_as_told(conn: Connection, *, number: str | None, **case: Any) -> tuple[int, str]:
+    """`open_case` with the tracking number the citizen was already told (from the gateway's
+    spool), or a fresh one when two hosts' spools drew the same number (1 in 10^8): the
+    request is kept all the same. `case` takes `open_case`'s other arguments."""
+    try:
+        return open_case(conn, number=number, **case)
+    except TrackingTaken:
+        log.warning("spooled tracking number already in use; the case gets a new one")
+        return open_case(conn, number=None, **case)
 
 
 def add_event(

@@ -7,7 +7,6 @@ provider. Every inbound step is recorded as an Interaction keyed by the provider
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,11 +17,10 @@ from casestore import sla
 from casestore.config import Config
 from casestore.inbound import Inbound
 from casestore.intake import (
-    TrackingTaken,
     add_event,
     cases_today,
     count_new_case,
-    open_case,
+    open_case_as_told,
     record_inbound,
     record_limit_hit,
     statements,
@@ -43,7 +41,6 @@ from casestore.tracking import format_tracking
 from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
 from sms.phone import contact_key
 
-log = logging.getLogger(__name__)
 CALLBACK_DUE = timedelta(hours=4)
 URGENT_CALLBACK_DUE = timedelta(minutes=15)
 
@@ -180,30 +177,21 @@ def open_case_by_keypad(
             "limit_cases" if "limit_cases" in config.templates.get(language, {}) else "joined"
         )
     else:
-
-        def open_with(wanted: str | None) -> tuple[int, str]:
-            return open_case(
-                conn,
-                contact_id=contact_id,
-                channel=channel,
-                category=chosen.code,
-                department=chosen.department,
-                urgent=is_urgent,
-                description=text,
-                language=language,
-                now=now,
-                length=config.tracking_length,
-                interaction_id=interaction_id,
-                due=sla.due_at(config.raw, config.timezone, now, chosen.code, is_urgent),
-                number=wanted,
-            )
-
-        try:
-            case_id, number = open_with(number)
-        except TrackingTaken:
-            # Two gateways' spools drew the same number (1 in 10^8): keep the request all the same.
-            log.warning("spooled tracking number already in use; the case gets a new one")
-            case_id, number = open_with(None)
+        case_id, number = open_case_as_told(
+            conn,
+            number=number,
+            contact_id=contact_id,
+            channel=channel,
+            category=chosen.code,
+            department=chosen.department,
+            urgent=is_urgent,
+            description=text,
+            language=language,
+            now=now,
+            length=config.tracking_length,
+            interaction_id=interaction_id,
+            due=sla.due_at(config.raw, config.timezone, now, chosen.code, is_urgent),
+        )
         if contact is not None:
             statements(conn).run(
                 conn, "update_contact", {"b_id": contact.id, **count_new_case(contact, now)}
