@@ -31,11 +31,9 @@ from casestore.models import (
     Case,
     Contact,
     Interaction,
-    MessageStatus,
-    OutboundMessage,
 )
 from casestore.prepared import Row
-from casestore.reach import can_text, note_presented_number
+from casestore.reach import can_text, note_presented_number, queue_sms
 from casestore.status import OPEN
 from casestore.tracking import format_tracking
 from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
@@ -201,36 +199,17 @@ def open_case_by_keypad(
     sms_copy = phone is not None and _can_text(session, contact_id)
     if sms_copy and phone is not None:
         body = render_reply(config, template, language, tracking=number)
-        out = Interaction(
+        queue_sms(
+            session,
             case_id=case_id,
             contact_id=contact_id,
-            channel="sms",
-            direction="out",
-            provider=sms_provider,
             address=contact_key(phone),
-            text=body,
-            reply_to_id=interaction_id,
+            body=body,
+            kind="receipt",
+            provider=sms_provider,
             automatic=True,
-            created_at=now,
-        )
-        session.add(out)
-        session.flush()
-        session.add(
-            OutboundMessage(
-                case_id=case_id,
-                contact_id=contact_id,
-                interaction_id=out.id,
-                kind="receipt",
-                channel="sms",
-                provider=sms_provider,
-                to_address=contact_key(phone),
-                body=body,
-                status=MessageStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
+            now=now,
+            reply_to_id=interaction_id,
         )
     session.flush()
     return Opened(number, case_id, sms_copy=sms_copy)
