@@ -335,6 +335,26 @@ def open_case_as_told(conn: Connection, *, number: str | None, **case: Any) -> t
         return open_case(conn, number=None, **case)
 
 
+def join_case(
+    conn: Connection, case_id: int, inbound: Inbound, inbound_id: int, *, spooled: bool = False
+) -> None:
+    """A citizen's message joins their open case: on its timeline, and the case is touched."""
+    data: dict[str, Any] = {"channel": inbound.channel}
+    if spooled:
+        data["spooled"] = True
+    add_event(
+        conn,
+        case_id=case_id,
+        kind="message_in",
+        at=inbound.received_at,
+        actor="citizen",
+        text=inbound.text,
+        interaction_id=inbound_id,
+        data=data,
+    )
+    statements(conn).run(conn, "touch_case", {"b_id": case_id, "b_at": inbound.received_at})
+
+
 def add_event(
     conn: Connection,
     *,
@@ -454,17 +474,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     elif decision.action is Action.JOIN_CASE:
         assert conversation is not None
         case_id, number = conversation.case_id, conversation.tracking_number
-        add_event(
-            conn,
-            case_id=case_id,
-            kind="message_in",
-            at=now,
-            actor="citizen",
-            text=inbound.text,
-            interaction_id=inbound_id,
-            data={"channel": inbound.channel},
-        )
-        statements(conn).run(conn, "touch_case", {"b_id": case_id, "b_at": now})
+        join_case(conn, case_id, inbound, inbound_id)
         contact_changes.update(conversation_at=now)
     elif decision.action is Action.STATUS:
         contact_changes.update(lookup_window=_window_start(contact.lookup_window, now))

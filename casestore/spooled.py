@@ -19,10 +19,10 @@ from casestore.intake import (
     IntakeRequest,
     _record_reply,
     _stored_reply,
-    add_event,
     cases,
     events,
     interactions,
+    join_case,
     open_case_as_told,
     outbox,
     process_sms,
@@ -70,17 +70,7 @@ def replay_sms(
     ).first()
     if existing is not None and existing.contact_id == contact.id:
         case_id, action = int(existing.id), Action.JOIN_CASE
-        add_event(
-            conn,
-            case_id=case_id,
-            kind="message_in",
-            at=now,
-            actor="citizen",
-            text=inbound.text,
-            interaction_id=inbound_id,
-            data={"channel": inbound.channel, "spooled": True},
-        )
-        statements(conn).run(conn, "touch_case", {"b_id": case_id, "b_at": now})
+        join_case(conn, case_id, inbound, inbound_id, spooled=True)
     else:
         category = config.categories.get(plan.category) or config.categories[config.triage_category]
         urgent = plan.urgent or category.urgent
