@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from casestore.config import Config
-from casestore.menu_actions import open_case_by_keypad
+from casestore.menu_actions import KeypadRequest, open_case_by_keypad
 from casestore.models import Contact, OutboundCall
 from casestore.operators import create_operator
 from gateway import jobs
@@ -177,9 +177,7 @@ def _answer_notice(stack: Stack, fake: FakeProvider, ref: str) -> ET.Element:
 def _landline_call_opens_a_case(stack: Stack) -> str:
     """A citizen finishes a new request on the voice menu from a landline."""
     with Db(stack.db_url) as db, Session(db.engine) as session, session.begin():
-        opened = open_case_by_keypad(
-            session,
-            stack.config,
+        request = KeypadRequest(
             phone=LANDLINE,
             channel="voice",
             provider=stack.provider,
@@ -189,9 +187,9 @@ def _landline_call_opens_a_case(stack: Stack) -> str:
             recording_url=None,
             urgent=False,
             language="es",
-            sms_provider=stack.provider,
             now=datetime.now(UTC),
         )
+        opened = open_case_by_keypad(session, stack.config, request, sms_provider=stack.provider)
     assert not opened.sms_copy  # the number is spoken in the call; no SMS to a landline
     return opened.tracking_number
 
