@@ -26,7 +26,7 @@ from gateway import jobs
 from gateway.app import create_app
 from gateway.settings import load_settings
 from sms.phone import normalise_phone, sms_unreachable_reason
-from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env
+from tests.conftest import TWILIO_SID, app_env, set_worker_env
 from tests.console.conftest import PASSWORD, log_in
 from tests.fakeprovider import FakeProvider
 from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, admin_token, sign, twilio_form
@@ -131,22 +131,14 @@ def stack(
     fake_provider: FakeProvider,
 ) -> Iterator[Stack]:
     provider: str = request.param
-    for key, value in {
-        "VENTANILLA_DATABASE_URL": db_url,
-        "VENTANILLA_PUBLIC_URL": PUBLIC_URL,
-        "AT_USERNAME": "ventanilla-test",
-        "AT_API_KEY": AT_KEY,
-        "AT_SENDER_ID": "DesSocial",
-        "AT_VOICE_NUMBER": AT_NUMBER,
-        "AT_VOICE_BASE_URL": fake_provider.url,
-        "AT_API_BASE_URL": fake_provider.url,
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_FROM_NUMBER": TWILIO_NUMBER,
-        "TWILIO_API_BASE_URL": fake_provider.url,
-    }.items():
-        monkeypatch.setenv(key, value)
-    jobs.dispose_engines()
+    set_worker_env(
+        monkeypatch,
+        db_url,
+        fake_provider.url,
+        at_number=AT_NUMBER,
+        twilio_number=TWILIO_NUMBER,
+        AT_SENDER_ID="DesSocial",
+    )
     env = app_env(
         db_url,
         redis_url,
