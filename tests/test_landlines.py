@@ -214,6 +214,22 @@ def test_a_landline_caller_hears_status_changes_by_a_call(
     assert len(fake_provider.calls) == 1  # placed once
 
 
+@pytest.mark.parametrize("stack", ["twilio"], indirect=True)
+def test_a_notice_call_with_a_control_character_is_checked_as_twilio_signed_it(
+    stack: Stack, fake_provider: FakeProvider
+) -> None:
+    """The edge cleans a NUL out of the fields, but Twilio signed the bytes it sent: the
+    notice route checks the signature over those, like every other Twilio route."""
+    number = _landline_call_opens_a_case(stack)
+    stack.status(number, "in_progress")
+    stack.burst()
+    (placed,) = fake_provider.calls
+    (notice,) = stack.calls()
+    call = TwilioSurveyCall(stack.client, placed.form["Url"], placed.ref)
+    root = call.post(placed.form["Url"], CallerName="Rosa\x00Perez")
+    assert _said(root) == [notice.message, notice.message]
+
+
 def test_a_provider_landline_error_sends_later_notices_by_call(
     stack: Stack, fake_provider: FakeProvider
 ) -> None:
