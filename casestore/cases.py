@@ -25,7 +25,7 @@ from casestore.models import (
     OutboundMessage,
     utcnow,
 )
-from casestore.reach import can_text, queue_notice_call
+from casestore.reach import can_text, queue_notice_call, queue_sms
 from casestore.status import OPEN, check_transition, parse_status
 from feedback.surveys import schedule_survey
 from sms.conversation import render_reply
@@ -227,35 +227,17 @@ def message_citizen(
         return None
     if respect_opt_out and (contact.opted_out_at or contact.provider_opted_out_at):
         return None
-    out = Interaction(
+    out, message = queue_sms(
+        session,
         case_id=case.id,
         contact_id=contact.id,
-        channel="sms",
-        direction="out",
-        provider=provider,
         address=contact.phone,
-        text=body,
-        automatic=kind != "operator_reply",
-        created_at=now,
-    )
-    session.add(out)
-    session.flush()
-    message = OutboundMessage(
-        case_id=case.id,
-        contact_id=contact.id,
-        interaction_id=out.id,
-        kind=kind,
-        channel="sms",
-        provider=provider,
-        to_address=contact.phone,
         body=body,
-        status=MessageStatus.PENDING.value,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
+        kind=kind,
+        provider=provider,
+        automatic=kind != "operator_reply",
+        now=now,
     )
-    session.add(message)
     session.add(
         CaseEvent(
             case=case,

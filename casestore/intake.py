@@ -7,6 +7,7 @@ Every insert is `ON CONFLICT`-safe so one redelivered webhook cannot abort a bat
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -64,6 +65,7 @@ HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
 TRACKING_ATTEMPTS = 20
+log = logging.getLogger(__name__)
 ADDRESS_LENGTH = column_length(Interaction.address)
 
 
@@ -322,6 +324,37 @@ def open_case(
     raise RuntimeError("could not find a free tracking number")  # pragma: no cover
 
 
+def open_case_as_told(conn: Connection, *, number: str | None, **case: Any) -> tuple[int, str]:
+    """`open_case` with the tracking number the citizen was already told (from the gateway's
+    spool), or a fresh one when two hosts' spools drew the same number (1 in 10^8): the
+    request is kept all the same. `case` takes `open_case`'s other arguments."""
+    try:
+        return open_case(conn, number=number, **case)
+    except TrackingTaken:
+        log.warning("spooled tracking number already in use; the case gets a new one")
+        return open_case(conn, number=None, **case)
+
+
+def join_case(
+    conn: Connection, case_id: int, inbound: Inbound, inbound_id: int, *, spooled: bool = False
+) -> None:
+    """A citizen's message joins their open case: on its timeline, and the case is touched."""
+    data: dict[str, Any] = {"channel": inbound.channel}
+    if spooled:
+        data["spooled"] = True
+    add_event(
+        conn,
+        case_id=case_id,
+        kind="message_in",
+        at=inbound.received_at,
+        actor="citizen",
+        text=inbound.text,
+        interaction_id=inbound_id,
+        data=data,
+    )
+    statements(conn).run(conn, "touch_case", {"b_id": case_id, "b_at": inbound.received_at})
+
+
 def add_event(
     conn: Connection,
     *,
@@ -441,17 +474,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     elif decision.action is Action.JOIN_CASE:
         assert conversation is not None
         case_id, number = conversation.case_id, conversation.tracking_number
-        add_event(
-            conn,
-            case_id=case_id,
-            kind="message_in",
-            at=now,
-            actor="citizen",
-            text=inbound.text,
-            interaction_id=inbound_id,
-            data={"channel": inbound.channel},
-        )
-        statements(conn).run(conn, "touch_case", {"b_id": case_id, "b_at": now})
+        join_case(conn, case_id, inbound, inbound_id)
         contact_changes.update(conversation_at=now)
     elif decision.action is Action.STATUS:
         contact_changes.update(lookup_window=_window_start(contact.lookup_window, now))

@@ -7,7 +7,6 @@ provider. Every inbound step is recorded as an Interaction keyed by the provider
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,11 +17,10 @@ from casestore import sla
 from casestore.config import Config
 from casestore.inbound import Inbound
 from casestore.intake import (
-    TrackingTaken,
     add_event,
     cases_today,
     count_new_case,
-    open_case,
+    open_case_as_told,
     record_inbound,
     record_limit_hit,
     statements,
@@ -33,17 +31,14 @@ from casestore.models import (
     Case,
     Contact,
     Interaction,
-    MessageStatus,
-    OutboundMessage,
 )
 from casestore.prepared import Row
-from casestore.reach import can_text, note_presented_number
+from casestore.reach import can_text, note_presented_number, queue_sms
 from casestore.status import OPEN
 from casestore.tracking import format_tracking
 from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
 from sms.phone import contact_key
 
-log = logging.getLogger(__name__)
 CALLBACK_DUE = timedelta(hours=4)
 URGENT_CALLBACK_DUE = timedelta(minutes=15)
 
@@ -91,21 +86,29 @@ def _can_text(session: Session, contact_id: int | None) -> bool:
     return contact is not None and can_text(contact)
 
 
+@dataclass(frozen=True)
+class KeypadRequest:
+    """A new request a citizen finished on a menu (USSD or voice): what opens its case now,
+    or what the gateway keeps in its spool while the database is unreachable."""
+
+    phone: str | None
+    channel: str
+    provider: str
+    provider_ref: str  # "<session>:<step>": the step that finished the request
+    category: str
+    description: str
+    recording_url: str | None
+    urgent: bool
+    language: str
+    now: datetime
+
+
 def open_case_by_keypad(
     session: Session,
     config: Config,
+    request: KeypadRequest,
     *,
-    phone: str | None,
-    channel: str,
-    provider: str,
-    provider_ref: str,
-    category: str,
-    description: str,
-    recording_url: str | None,
-    urgent: bool,
-    language: str,
     sms_provider: str,
-    now: datetime,
     number: str | None = None,
 ) -> Opened:
     """Open a case from the menu and queue its SMS copy (USSD screens and calls vanish).
@@ -118,47 +121,39 @@ def open_case_by_keypad(
     existing = session.execute(
         select(Case.tracking_number, Case.id)
         .join(Interaction, Interaction.case_id == Case.id)
-        .where(Interaction.provider == provider, Interaction.provider_ref == provider_ref)
+        .where(
+            Interaction.provider == request.provider,
+            Interaction.provider_ref == request.provider_ref,
+        )
     ).first()
     if existing is not None:
         return Opened(existing.tracking_number, existing.id, sms_copy=False, duplicate=True)
-    contact = _contact(session, phone, now, channel)
+    contact = _contact(session, request.phone, request.now, request.channel)
     contact_id = None if contact is None else int(contact.id)
-    chosen = config.categories[category]
-    text = description or ("(grabacion)" if recording_url else "")
+    chosen = config.categories[request.category]
+    text = request.description or ("(grabacion)" if request.recording_url else "")
     inbound = Inbound(
-        provider=provider,
-        provider_ref=provider_ref,
-        channel=channel,
-        sender=phone or "withheld",
+        provider=request.provider,
+        provider_ref=request.provider_ref,
+        channel=request.channel,
+        sender=request.phone or "withheld",
         recipient="",
         text=text,
-        received_at=now,
-        phone=phone,
-        media_urls=(recording_url,) if recording_url else (),
+        received_at=request.now,
+        phone=request.phone,
+        media_urls=(request.recording_url,) if request.recording_url else (),
     )
     interaction_id = record_inbound(conn, inbound, contact_id)
     if interaction_id is None:  # lost a race with the same step: read what it made
         return open_case_by_keypad(
-            session,
-            config,
-            phone=phone,
-            channel=channel,
-            provider=provider,
-            provider_ref=provider_ref,
-            category=category,
-            description=description,
-            recording_url=recording_url,
-            urgent=urgent,
-            language=language,
-            sms_provider=sms_provider,
-            now=now,
-            number=number,
+            session, config, request, sms_provider=sms_provider, number=number
         )
-    is_urgent = urgent or chosen.urgent
+    is_urgent = request.urgent or chosen.urgent
     # A request answered from the spool already has its number: it is never joined elsewhere.
     joined = (
-        None if is_urgent or number is not None else _case_to_join(session, config, contact, now)
+        None
+        if is_urgent or number is not None
+        else _case_to_join(session, config, contact, request.now)
     )
     if joined is not None:
         # Too many new cases today from this phone: the request joins its newest open case,
@@ -168,81 +163,55 @@ def open_case_by_keypad(
             conn,
             case_id=case_id,
             kind="message_in",
-            at=now,
+            at=request.now,
             actor="citizen",
             text=text,
             interaction_id=interaction_id,
-            data={"channel": channel},
+            data={"channel": request.channel},
         )
-        record_limit_hit(conn, config, case_id, NEW_CASES_PER_DAY, now, interaction_id)
-        session.get(Case, case_id).updated_at = now  # type: ignore[union-attr]
+        record_limit_hit(conn, config, case_id, NEW_CASES_PER_DAY, request.now, interaction_id)
+        session.get(Case, case_id).updated_at = request.now  # type: ignore[union-attr]
         template = (
-            "limit_cases" if "limit_cases" in config.templates.get(language, {}) else "joined"
+            "limit_cases"
+            if "limit_cases" in config.templates.get(request.language, {})
+            else "joined"
         )
     else:
-
-        def open_with(wanted: str | None) -> tuple[int, str]:
-            return open_case(
-                conn,
-                contact_id=contact_id,
-                channel=channel,
-                category=chosen.code,
-                department=chosen.department,
-                urgent=is_urgent,
-                description=text,
-                language=language,
-                now=now,
-                length=config.tracking_length,
-                interaction_id=interaction_id,
-                due=sla.due_at(config.raw, config.timezone, now, chosen.code, is_urgent),
-                number=wanted,
-            )
-
-        try:
-            case_id, number = open_with(number)
-        except TrackingTaken:
-            # Two gateways' spools drew the same number (1 in 10^8): keep the request all the same.
-            log.warning("spooled tracking number already in use; the case gets a new one")
-            case_id, number = open_with(None)
+        case_id, number = open_case_as_told(
+            conn,
+            number=number,
+            contact_id=contact_id,
+            channel=request.channel,
+            category=chosen.code,
+            department=chosen.department,
+            urgent=is_urgent,
+            description=text,
+            language=request.language,
+            now=request.now,
+            length=config.tracking_length,
+            interaction_id=interaction_id,
+            due=sla.due_at(config.raw, config.timezone, request.now, chosen.code, is_urgent),
+        )
         if contact is not None:
             statements(conn).run(
-                conn, "update_contact", {"b_id": contact.id, **count_new_case(contact, now)}
+                conn, "update_contact", {"b_id": contact.id, **count_new_case(contact, request.now)}
             )
         template = "urgent" if is_urgent else "receipt"
     session.get(Interaction, interaction_id).case_id = case_id  # type: ignore[union-attr]
-    sms_copy = phone is not None and _can_text(session, contact_id)
-    if sms_copy and phone is not None:
-        body = render_reply(config, template, language, tracking=number)
-        out = Interaction(
+    sms_copy = request.phone is not None and _can_text(session, contact_id)
+    if sms_copy and request.phone is not None:
+        body = render_reply(config, template, request.language, tracking=number)
+        queue_sms(
+            session,
             case_id=case_id,
             contact_id=contact_id,
-            channel="sms",
-            direction="out",
+            address=contact_key(request.phone),
+            body=body,
+            kind="receipt",
             provider=sms_provider,
-            address=contact_key(phone),
-            text=body,
-            reply_to_id=interaction_id,
             automatic=True,
-            created_at=now,
-        )
-        session.add(out)
-        session.flush()
-        session.add(
-            OutboundMessage(
-                case_id=case_id,
-                contact_id=contact_id,
-                interaction_id=out.id,
-                kind="receipt",
-                channel="sms",
-                provider=sms_provider,
-                to_address=contact_key(phone),
-                body=body,
-                status=MessageStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
+            now=request.now,
+            reply_to_id=interaction_id,
         )
     session.flush()
     return Opened(number, case_id, sms_copy=sms_copy)

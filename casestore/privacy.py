@@ -201,6 +201,30 @@ def _rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount or 0
 
 
+def _cancel_and_blank(
+    session: Session,
+    model: type[OutboundCall] | type[CallbackRequest],
+    terms: list[ColumnElement[bool]],
+    **blank: Any,
+) -> int:
+    """Cancel the person's pending calls (or call-backs) so none is placed, then blank the
+    phone-bearing columns of every one of them; how many rows were blanked."""
+    session.execute(
+        update(model)
+        .where(model.status == "pending", or_(*terms))
+        .values(status="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(
+        session.execute(
+            update(model)
+            .where(or_(*terms))
+            .values(**blank)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def _recordings(session: Session, owned: ColumnElement[bool]) -> list[Recording]:
     """Media the providers keep for these interactions (voice recordings, MMS)."""
     found: dict[str, Recording] = {}
@@ -317,19 +341,8 @@ def erase_person(session: Session, holdings: Holdings) -> Erasure:
     ]
     if phones:
         call_terms.append(OutboundCall.to_address.in_(phones))
-    session.execute(
-        update(OutboundCall)
-        .where(OutboundCall.status == "pending", or_(*call_terms))
-        .values(status="cancelled")
-        .execution_options(synchronize_session=False)
-    )
-    touched["calls"] = _rowcount(
-        session.execute(
-            update(OutboundCall)
-            .where(or_(*call_terms))
-            .values(to_address="erased", error=None, message=None)
-            .execution_options(synchronize_session=False)
-        )
+    touched["calls"] = _cancel_and_blank(
+        session, OutboundCall, call_terms, to_address="erased", error=None, message=None
     )
     callback_terms: list[ColumnElement[bool]] = [
         CallbackRequest.contact_id.in_(contact_ids),
@@ -337,20 +350,7 @@ def erase_person(session: Session, holdings: Holdings) -> Erasure:
     ]
     if phones:
         callback_terms.append(CallbackRequest.phone.in_(phones))
-    session.execute(
-        update(CallbackRequest)
-        .where(CallbackRequest.status == "pending", or_(*callback_terms))
-        .values(status="cancelled")
-        .execution_options(synchronize_session=False)
-    )
-    touched["callbacks"] = _rowcount(
-        session.execute(
-            update(CallbackRequest)
-            .where(or_(*callback_terms))
-            .values(phone=None)
-            .execution_options(synchronize_session=False)
-        )
-    )
+    touched["callbacks"] = _cancel_and_blank(session, CallbackRequest, callback_terms, phone=None)
     for national_id in holdings.national_ids:
         forget_person(session, national_id)
     for contact in holdings.contacts:

@@ -17,14 +17,13 @@ from casestore.config import Config
 from casestore.inbound import IntakeResult
 from casestore.intake import (
     IntakeRequest,
-    TrackingTaken,
     _record_reply,
     _stored_reply,
-    add_event,
     cases,
     events,
     interactions,
-    open_case,
+    join_case,
+    open_case_as_told,
     outbox,
     process_sms,
     record_inbound,
@@ -71,44 +70,26 @@ def replay_sms(
     ).first()
     if existing is not None and existing.contact_id == contact.id:
         case_id, action = int(existing.id), Action.JOIN_CASE
-        add_event(
-            conn,
-            case_id=case_id,
-            kind="message_in",
-            at=now,
-            actor="citizen",
-            text=inbound.text,
-            interaction_id=inbound_id,
-            data={"channel": inbound.channel, "spooled": True},
-        )
-        statements(conn).run(conn, "touch_case", {"b_id": case_id, "b_at": now})
+        join_case(conn, case_id, inbound, inbound_id, spooled=True)
     else:
         category = config.categories.get(plan.category) or config.categories[config.triage_category]
         urgent = plan.urgent or category.urgent
 
-        def open_with(wanted: str | None) -> tuple[int, str]:
-            return open_case(
-                conn,
-                contact_id=contact.id,
-                channel=inbound.channel,
-                category=category.code,
-                department=category.department,
-                urgent=urgent,
-                description=inbound.text,
-                language=language,
-                now=now,
-                length=config.tracking_length,
-                interaction_id=inbound_id,
-                due=sla.due_at(config.raw, config.timezone, now, category.code, urgent),
-                number=wanted,
-            )
-
-        try:
-            case_id, number = open_with(number)
-        except TrackingTaken:
-            # Two hosts' spools drew the same number (1 in 10^8): keep the request anyway.
-            log.warning("spooled tracking number already in use; the case gets a new one")
-            case_id, number = open_with(None)
+        case_id, number = open_case_as_told(
+            conn,
+            number=number,
+            contact_id=contact.id,
+            channel=inbound.channel,
+            category=category.code,
+            department=category.department,
+            urgent=urgent,
+            description=inbound.text,
+            language=language,
+            now=now,
+            length=config.tracking_length,
+            interaction_id=inbound_id,
+            due=sla.due_at(config.raw, config.timezone, now, category.code, urgent),
+        )
         action = Action.NEW_CASE
     statements(conn).run(conn, "link_interaction", {"b_id": inbound_id, "b_case": case_id})
     if reply:

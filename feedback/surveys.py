@@ -22,13 +22,12 @@ from casestore.models import (
     CaseEvent,
     Contact,
     Interaction,
-    MessageStatus,
     OutboundCall,
     OutboundMessage,
     Survey,
     SurveyStatus,
 )
-from casestore.reach import can_text, dial_address
+from casestore.reach import can_text, dial_address, queue_sms
 from feedback.rules import (
     Rating,
     ReplyMove,
@@ -193,35 +192,16 @@ def ask_by_sms(
     case = session.get(Case, survey.case_id)
     assert case is not None
     body = render_reply(config, "survey", survey.language, tracking=case.tracking_number)
-    out = Interaction(
+    queue_sms(
+        session,
         case_id=case.id,
         contact_id=contact.id,
-        channel="sms",
-        direction="out",
-        provider=sms_provider,
         address=contact.phone,
-        text=body,
+        body=body,
+        kind="survey",
+        provider=sms_provider,
         automatic=True,
-        created_at=now,
-    )
-    session.add(out)
-    session.flush()
-    session.add(
-        OutboundMessage(
-            case_id=case.id,
-            contact_id=contact.id,
-            interaction_id=out.id,
-            kind="survey",
-            channel="sms",
-            provider=sms_provider,
-            to_address=contact.phone,
-            body=body,
-            status=MessageStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+        now=now,
     )
     session.add(CaseEvent(case_id=case.id, kind="survey_sent", at=now, actor="system", text=body))
     survey.status = SurveyStatus.ASKED.value

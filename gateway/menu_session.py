@@ -174,40 +174,26 @@ def _create_case(
 ) -> str:
     """Open the case the citizen finished describing; its tracking number. While the
     database is unreachable (or the spool still holds contacts) the request is spooled."""
-    provider_ref = f"{call.session_id}:{call.step_ref}"
-    category = action.category or menu.config.triage_category
-    if not rt.spool.has_pending():
-        try:
-            with rt.sessions() as session, session.begin():
-                opened = menu_actions.open_case_by_keypad(
-                    session,
-                    menu.config,
-                    phone=call.phone,
-                    channel=call.channel,
-                    provider=call.provider,
-                    provider_ref=provider_ref,
-                    category=category,
-                    description=action.description,
-                    recording_url=action.recording_url,
-                    urgent=action.urgent,
-                    language=state.language,
-                    sms_provider=rt.settings.sms_provider,
-                    now=now,
-                )
-            return opened.tracking_number
-        except DBAPIError as exc:
-            if not is_unreachable(exc):
-                raise
-    return outage.spool_menu_case(
-        rt,
+    request = menu_actions.KeypadRequest(
         phone=call.phone,
         channel=call.channel,
         provider=call.provider,
-        provider_ref=provider_ref,
-        category=category,
+        provider_ref=f"{call.session_id}:{call.step_ref}",
+        category=action.category or menu.config.triage_category,
         description=action.description,
         recording_url=action.recording_url,
         urgent=action.urgent,
         language=state.language,
         now=now,
     )
+    if not rt.spool.has_pending():
+        try:
+            with rt.sessions() as session, session.begin():
+                opened = menu_actions.open_case_by_keypad(
+                    session, menu.config, request, sms_provider=rt.settings.sms_provider
+                )
+            return opened.tracking_number
+        except DBAPIError as exc:
+            if not is_unreachable(exc):
+                raise
+    return outage.spool_menu_case(rt, request)

@@ -30,6 +30,23 @@ def _json(description: str, ref: str) -> dict[str, Any]:
     }
 
 
+def _named_list(summary: str, description: str) -> dict[str, Any]:
+    """A GET answering a JSON array of Named (a configured code and its Spanish name)."""
+    schema = {"type": "array", "items": {"$ref": "#/components/schemas/Named"}}
+    return {
+        "get": {
+            "summary": summary,
+            "responses": {
+                "200": {
+                    "description": description,
+                    "content": {"application/json": {"schema": schema}},
+                },
+                "401": UNAUTHORIZED,
+            },
+        }
+    }
+
+
 def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -239,44 +256,10 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            "/api/v1/departments": {
-                "get": {
-                    "summary": "The configured departments",
-                    "responses": {
-                        "200": {
-                            "description": "Departments.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "array",
-                                        "items": {"$ref": "#/components/schemas/Named"},
-                                    }
-                                }
-                            },
-                        },
-                        "401": UNAUTHORIZED,
-                    },
-                }
-            },
-            "/api/v1/categories": {
-                "get": {
-                    "summary": "The configured categories, each with its department",
-                    "responses": {
-                        "200": {
-                            "description": "Categories.",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "array",
-                                        "items": {"$ref": "#/components/schemas/Named"},
-                                    }
-                                }
-                            },
-                        },
-                        "401": UNAUTHORIZED,
-                    },
-                }
-            },
+            "/api/v1/departments": _named_list("The configured departments", "Departments."),
+            "/api/v1/categories": _named_list(
+                "The configured categories, each with its department", "Categories."
+            ),
             "/api/v1/surveys/scores": {
                 "get": {
                     "summary": "Satisfaction (CSAT, mean, response rate) by a dimension",

@@ -82,41 +82,28 @@ def spool_sms(rt: Runtime, request: IntakeRequest) -> IntakeResult:
     )
 
 
-def spool_menu_case(
-    rt: Runtime,
-    *,
-    phone: str | None,
-    channel: str,
-    provider: str,
-    provider_ref: str,
-    category: str,
-    description: str,
-    recording_url: str | None,
-    urgent: bool,
-    language: str,
-    now: datetime,
-) -> str:
+def spool_menu_case(rt: Runtime, request: menu_actions.KeypadRequest) -> str:
     """Keep a new request finished on USSD or voice in the spool; its tracking number."""
 
     def build(spool: Spool) -> Record:
         return {
             "kind": "menu",
-            "provider": provider,
-            "provider_ref": provider_ref,
-            "channel": channel,
-            "phone": phone,
-            "category": category,
-            "description": description,
-            "recording_url": recording_url,
-            "urgent": urgent,
-            "language": language,
+            "provider": request.provider,
+            "provider_ref": request.provider_ref,
+            "channel": request.channel,
+            "phone": request.phone,
+            "category": request.category,
+            "description": request.description,
+            "recording_url": request.recording_url,
+            "urgent": request.urgent,
+            "language": request.language,
             "sms_provider": rt.settings.sms_provider,
-            "received_at": now.isoformat(),
+            "received_at": request.now.isoformat(),
             "number": spool.allocate(rt.config.tracking_length),
         }
 
-    record = rt.spool.append(build, provider=provider, provider_ref=provider_ref)
-    log.warning("database unavailable: %s new request kept in the spool", channel)
+    record = rt.spool.append(build, provider=request.provider, provider_ref=request.provider_ref)
+    log.warning("database unavailable: %s new request kept in the spool", request.channel)
     return str(record["number"])
 
 
@@ -199,9 +186,7 @@ def _replay_sms(rt: Runtime, record: Record) -> None:
 
 def _replay_menu(rt: Runtime, record: Record) -> None:
     with rt.sessions() as session, session.begin():
-        opened = menu_actions.open_case_by_keypad(
-            session,
-            rt.config,
+        request = menu_actions.KeypadRequest(
             phone=record["phone"],
             channel=str(record["channel"]),
             provider=str(record["provider"]),
@@ -211,8 +196,13 @@ def _replay_menu(rt: Runtime, record: Record) -> None:
             recording_url=record.get("recording_url"),
             urgent=bool(record["urgent"]),
             language=str(record["language"]),
-            sms_provider=str(record["sms_provider"]),
             now=datetime.fromisoformat(str(record["received_at"])),
+        )
+        opened = menu_actions.open_case_by_keypad(
+            session,
+            rt.config,
+            request,
+            sms_provider=str(record["sms_provider"]),
             number=str(record["number"]),
         )
         if opened.duplicate:  # stored as the connection broke: the screen showed the spool's

@@ -27,10 +27,10 @@ from casestore import calls
 from casestore.models import OutboundCall
 from casestore.reach import NOTICE
 from gateway import africastalking, twilio
-from gateway.forms import BadRequest, read_form
+from gateway.forms import BadRequest
 from gateway.runtime import Runtime
-from gateway.voice_twilio import parse_call
-from gateway.webhooks import public_url, refuse, runtime
+from gateway.voice_twilio import verified_call
+from gateway.webhooks import refuse
 
 TWILIO_PATH = "/webhooks/twilio/notice"
 XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
@@ -91,16 +91,8 @@ def _notice(rt: Runtime, provider: str, *, call_id: int | None, ref: str) -> tup
 
 async def twilio_notice(request: Request) -> Response:
     """Twilio: the answered notice call."""
-    rt = runtime(request)
     try:
-        form = await read_form(request)
-        twilio.verify_signature(
-            rt.settings.twilio_auth_token,
-            public_url(request),
-            form,
-            request.headers.get("x-twilio-signature"),
-        )
-        call = parse_call(form, rt.config.country)
+        rt, _, call = await verified_call(request)
         call_id = parse_call_id(request.query_params)
     except BadRequest as exc:
         return refuse(exc)

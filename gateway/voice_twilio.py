@@ -288,7 +288,9 @@ def _xml(twiml: str) -> Response:
     return Response(twiml, media_type="application/xml")
 
 
-async def _verified(request: Request) -> tuple[Runtime, dict[str, str], VoiceCall]:
+async def verified_call(request: Request) -> tuple[Runtime, dict[str, str], VoiceCall]:
+    """A Twilio voice webhook read, its signature checked, and its call parsed (BadRequest
+    otherwise): every Twilio call route starts here."""
     rt = runtime(request)
     form = await read_form(request)
     twilio.verify_signature(
@@ -348,7 +350,7 @@ async def voice(request: Request) -> Response:
     """The incoming call and every menu step after it."""
 
     async def handle() -> Response:
-        rt, form, call = await _verified(request)
+        rt, form, call = await verified_call(request)
         step = parse_step(request.query_params)
         value = None if step == 0 else step_input(form, request.query_params.get("rec") == "1")
 
@@ -367,7 +369,7 @@ async def wait(request: Request) -> Response:
     """Enqueue waitUrl, requested again each time its TwiML ends: nothing is created here."""
 
     async def handle() -> Response:
-        rt, form, call = await _verified(request)
+        rt, form, call = await verified_call(request)
         department, urgent = parse_queue(request.query_params, rt.menu)
         store, menu = rt.menu_store, rt.menu
         state = store.load(session_key(call.call_sid))
@@ -392,7 +394,7 @@ async def hold(request: Request) -> Response:
     """A key pressed while queued: 1 leaves the queue (the Enqueue action records the call-back)."""
 
     async def handle() -> Response:
-        rt, form, call = await _verified(request)
+        rt, form, call = await verified_call(request)
         parse_queue(request.query_params, rt.menu)
         response = VoiceResponse()
         if form.get("Digits", "").strip() == "1":
@@ -411,7 +413,7 @@ async def queue_result(request: Request) -> Response:
     """The caller left the queue: a call-back request (pressed 1, queue full), or goodbye."""
 
     async def handle() -> Response:
-        rt, form, call = await _verified(request)
+        rt, form, call = await verified_call(request)
         step = parse_step(request.query_params, required=True)
         department, urgent = parse_queue(request.query_params, rt.menu)
         result = form.get("QueueResult", "").strip().lower()
@@ -449,7 +451,7 @@ async def call_status(request: Request) -> Response:
     """Call status callback: a finished call's session is dropped at once, not at its TTL."""
 
     async def handle() -> Response:
-        rt, form, call = await _verified(request)
+        rt, form, call = await verified_call(request)
         if call.status in FINAL_CALL_STATUSES:
             rt.menu_store.drop(session_key(call.call_sid))
             livequeue.caller_gone(rt.redis, call.call_sid)

@@ -27,6 +27,7 @@ from casestore.config import Config, Limits, load_config
 from casestore.db import make_engine
 from casestore.migrations import upgrade
 from casestore.models import Base
+from gateway import jobs
 from gateway.app import create_app
 from gateway.rediskeys import RedisKeys, delete_all
 from gateway.settings import Settings, load_settings
@@ -185,6 +186,36 @@ def app_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def set_worker_env(
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+    provider_url: str,
+    *,
+    at_number: str,
+    twilio_number: str,
+    **extra: str,
+) -> None:
+    """What a worker process reads from its environment, both providers pointed at the fake
+    provider (`provider_url`); the jobs' cached engines are dropped so the next job reads it."""
+    env = {
+        "VENTANILLA_DATABASE_URL": db_url,
+        "VENTANILLA_PUBLIC_URL": PUBLIC_URL,
+        "AT_USERNAME": "ventanilla-test",
+        "AT_API_KEY": AT_KEY,
+        "AT_VOICE_NUMBER": at_number,
+        "AT_VOICE_BASE_URL": provider_url,
+        "AT_API_BASE_URL": provider_url,
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM_NUMBER": twilio_number,
+        "TWILIO_API_BASE_URL": provider_url,
+        **extra,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    jobs.dispose_engines()
 
 
 @pytest.fixture

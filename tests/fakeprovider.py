@@ -25,13 +25,14 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 # Fictional credentials: recognisable in a leak check, useless anywhere else.
@@ -41,6 +42,7 @@ AT_USERNAME = "ventanilla-test"
 AT_API_KEY = "atsk_secret-api-key-do-not-log-91c2"
 
 PROVIDERS = ("twilio", "africastalking")
+_Item = TypeVar("_Item")
 
 _TWILIO_MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 _TWILIO_CALLS = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Calls\.json$")
@@ -123,6 +125,32 @@ class _Reply:
 def _json_reply(status: int, value: object) -> _Reply:
     # AT's SDK parses a body only when Content-Type is exactly "application/json".
     return _Reply(status, json.dumps(value).encode(), "application/json")
+
+
+def _twilio_page(
+    path: str,
+    query: dict[str, str],
+    key: str,
+    found: Sequence[_Item],
+    as_json: Callable[[_Item], dict[str, Any]],
+) -> _Reply:
+    """One page of a Twilio list (`key`: "messages", "calls", ...), shaped as the SDK pages."""
+    page_size = int(query.get("PageSize", "50") or 50)
+    items = [as_json(item) for item in found[:page_size]]
+    return _json_reply(
+        200,
+        {
+            key: items,
+            "end": max(len(items) - 1, 0),
+            "first_page_uri": f"{path}?PageSize={page_size}&Page=0",
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": page_size,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": f"{path}?PageSize={page_size}&Page=0",
+        },
+    )
 
 
 def _text_reply(status: int, text: str) -> _Reply:
@@ -422,22 +450,7 @@ class FakeProvider:
                 and (after is None or m.date_created >= after)
             ]
         found.sort(key=lambda m: m.date_created, reverse=True)  # Twilio lists newest first
-        page_size = int(query.get("PageSize", "50") or 50)
-        items = [self._twilio_message_json(m) for m in found[:page_size]]
-        return _json_reply(
-            200,
-            {
-                "messages": items,
-                "end": max(len(items) - 1, 0),
-                "first_page_uri": f"{path}?PageSize={page_size}&Page=0",
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": page_size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": f"{path}?PageSize={page_size}&Page=0",
-            },
-        )
+        return _twilio_page(path, query, "messages", found, self._twilio_message_json)
 
     def _twilio_recording_json(self, recording: FakeRecording) -> dict[str, Any]:
         account = self.twilio_account_sid
@@ -464,22 +477,7 @@ class FakeProvider:
                 if "CallSid" not in query or r.call_sid == query["CallSid"]
             ]
         found.sort(key=lambda r: r.date_created, reverse=True)
-        page_size = int(query.get("PageSize", "50") or 50)
-        items = [self._twilio_recording_json(r) for r in found[:page_size]]
-        return _json_reply(
-            200,
-            {
-                "recordings": items,
-                "end": max(len(items) - 1, 0),
-                "first_page_uri": f"{path}?PageSize={page_size}&Page=0",
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": page_size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": f"{path}?PageSize={page_size}&Page=0",
-            },
-        )
+        return _twilio_page(path, query, "recordings", found, self._twilio_recording_json)
 
     def _twilio_recording(self, method: str, path: str, sid: str) -> _Reply:
         with self._lock:
@@ -535,22 +533,7 @@ class FakeProvider:
                 and ("From" not in query or c.from_ == query["From"])
             ]
         found.sort(key=lambda c: c.date_created, reverse=True)
-        page_size = int(query.get("PageSize", "50") or 50)
-        items = [self._twilio_call_json(c) for c in found[:page_size]]
-        return _json_reply(
-            200,
-            {
-                "calls": items,
-                "end": max(len(items) - 1, 0),
-                "first_page_uri": f"{path}?PageSize={page_size}&Page=0",
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": page_size,
-                "previous_page_uri": None,
-                "start": 0,
-                "uri": f"{path}?PageSize={page_size}&Page=0",
-            },
-        )
+        return _twilio_page(path, query, "calls", found, self._twilio_call_json)
 
     # Africa's Talking ----------------------------------------------------------------------
 

@@ -19,14 +19,14 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from casestore.config import Config
-from casestore.menu_actions import open_case_by_keypad
+from casestore.menu_actions import KeypadRequest, open_case_by_keypad
 from casestore.models import Contact, OutboundCall
 from casestore.operators import create_operator
 from gateway import jobs
 from gateway.app import create_app
 from gateway.settings import load_settings
 from sms.phone import normalise_phone, sms_unreachable_reason
-from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env
+from tests.conftest import TWILIO_SID, app_env, set_worker_env
 from tests.console.conftest import PASSWORD, log_in
 from tests.fakeprovider import FakeProvider
 from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, admin_token, sign, twilio_form
@@ -131,22 +131,14 @@ def stack(
     fake_provider: FakeProvider,
 ) -> Iterator[Stack]:
     provider: str = request.param
-    for key, value in {
-        "VENTANILLA_DATABASE_URL": db_url,
-        "VENTANILLA_PUBLIC_URL": PUBLIC_URL,
-        "AT_USERNAME": "ventanilla-test",
-        "AT_API_KEY": AT_KEY,
-        "AT_SENDER_ID": "DesSocial",
-        "AT_VOICE_NUMBER": AT_NUMBER,
-        "AT_VOICE_BASE_URL": fake_provider.url,
-        "AT_API_BASE_URL": fake_provider.url,
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_FROM_NUMBER": TWILIO_NUMBER,
-        "TWILIO_API_BASE_URL": fake_provider.url,
-    }.items():
-        monkeypatch.setenv(key, value)
-    jobs.dispose_engines()
+    set_worker_env(
+        monkeypatch,
+        db_url,
+        fake_provider.url,
+        at_number=AT_NUMBER,
+        twilio_number=TWILIO_NUMBER,
+        AT_SENDER_ID="DesSocial",
+    )
     env = app_env(
         db_url,
         redis_url,
@@ -177,9 +169,7 @@ def _answer_notice(stack: Stack, fake: FakeProvider, ref: str) -> ET.Element:
 def _landline_call_opens_a_case(stack: Stack) -> str:
     """A citizen finishes a new request on the voice menu from a landline."""
     with Db(stack.db_url) as db, Session(db.engine) as session, session.begin():
-        opened = open_case_by_keypad(
-            session,
-            stack.config,
+        request = KeypadRequest(
             phone=LANDLINE,
             channel="voice",
             provider=stack.provider,
@@ -189,9 +179,9 @@ def _landline_call_opens_a_case(stack: Stack) -> str:
             recording_url=None,
             urgent=False,
             language="es",
-            sms_provider=stack.provider,
             now=datetime.now(UTC),
         )
+        opened = open_case_by_keypad(session, stack.config, request, sms_provider=stack.provider)
     assert not opened.sms_copy  # the number is spoken in the call; no SMS to a landline
     return opened.tracking_number
 
@@ -222,6 +212,22 @@ def test_a_landline_caller_hears_status_changes_by_a_call(
     assert _said(root) == [notice.message, notice.message]
     stack.burst()
     assert len(fake_provider.calls) == 1  # placed once
+
+
+@pytest.mark.parametrize("stack", ["twilio"], indirect=True)
+def test_a_notice_call_with_a_control_character_is_checked_as_twilio_signed_it(
+    stack: Stack, fake_provider: FakeProvider
+) -> None:
+    """The edge cleans a NUL out of the fields, but Twilio signed the bytes it sent: the
+    notice route checks the signature over those, like every other Twilio route."""
+    number = _landline_call_opens_a_case(stack)
+    stack.status(number, "in_progress")
+    stack.burst()
+    (placed,) = fake_provider.calls
+    (notice,) = stack.calls()
+    call = TwilioSurveyCall(stack.client, placed.form["Url"], placed.ref)
+    root = call.post(placed.form["Url"], CallerName="Rosa\x00Perez")
+    assert _said(root) == [notice.message, notice.message]
 
 
 def test_a_provider_landline_error_sends_later_notices_by_call(

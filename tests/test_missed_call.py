@@ -25,7 +25,7 @@ from gateway.missed_call import AT_REJECT, TWILIO_REJECT
 from gateway.settings import load_settings
 from gateway.voice_africastalking import PATH
 from gateway.worker import run_burst
-from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env
+from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env, set_worker_env
 from tests.fakeprovider import FakeProvider
 from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, counts, sign
 
@@ -42,21 +42,9 @@ def worker_env(
     monkeypatch: pytest.MonkeyPatch, db_url: str, redis_url: str, fake_provider: FakeProvider
 ) -> Iterator[redis.Redis]:
     """What a worker process would have, pointed at the fake provider."""
-    for key, value in {
-        "VENTANILLA_DATABASE_URL": db_url,
-        "VENTANILLA_PUBLIC_URL": PUBLIC_URL,
-        "AT_USERNAME": "ventanilla-test",
-        "AT_API_KEY": AT_KEY,
-        "AT_VOICE_NUMBER": AT_NUMBER,
-        "AT_VOICE_BASE_URL": fake_provider.url,
-        "AT_API_BASE_URL": fake_provider.url,
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "TWILIO_FROM_NUMBER": TWILIO_NUMBER,
-        "TWILIO_API_BASE_URL": fake_provider.url,
-    }.items():
-        monkeypatch.setenv(key, value)
-    jobs.dispose_engines()
+    set_worker_env(
+        monkeypatch, db_url, fake_provider.url, at_number=AT_NUMBER, twilio_number=TWILIO_NUMBER
+    )
     connection = redis.Redis.from_url(redis_url)
     yield connection
     connection.close()

@@ -29,7 +29,7 @@ from gateway import jobs
 from gateway.app import create_app
 from gateway.settings import load_settings
 from gateway.worker import run_burst
-from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env
+from tests.conftest import TWILIO_SID, app_env, set_worker_env
 from tests.fakeprovider import FakeProvider
 from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, admin_token, post_twilio, sign, twilio_form
 
@@ -362,22 +362,14 @@ def stack_for(
     opened: list[tuple[TestClient, redis.Redis]] = []
 
     def build(voice: str, **overrides: str) -> Stack:
-        for key, value in {
-            "VENTANILLA_DATABASE_URL": db_url,
-            "VENTANILLA_PUBLIC_URL": PUBLIC_URL,
-            "VENTANILLA_VOICE_PROVIDER": voice,
-            "AT_USERNAME": "ventanilla-test",
-            "AT_API_KEY": AT_KEY,
-            "AT_VOICE_NUMBER": AT_NUMBER,
-            "AT_VOICE_BASE_URL": fake_provider.url,
-            "AT_API_BASE_URL": fake_provider.url,
-            "TWILIO_ACCOUNT_SID": TWILIO_SID,
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-            "TWILIO_FROM_NUMBER": TWILIO_NUMBER,
-            "TWILIO_API_BASE_URL": fake_provider.url,
-        }.items():
-            monkeypatch.setenv(key, value)
-        jobs.dispose_engines()
+        set_worker_env(
+            monkeypatch,
+            db_url,
+            fake_provider.url,
+            at_number=AT_NUMBER,
+            twilio_number=TWILIO_NUMBER,
+            VENTANILLA_VOICE_PROVIDER=voice,
+        )
         config = survey_config(**overrides)
         env = app_env(db_url, redis_url, VENTANILLA_VOICE_PROVIDER=voice, AT_VOICE_NUMBER=AT_NUMBER)
         client = TestClient(create_app(load_settings(env), config), base_url=PUBLIC_URL)

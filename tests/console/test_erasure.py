@@ -71,9 +71,7 @@ def _seed_voice_and_calls(
             ("twilio", f"{call_sid}:3", recording_url),
             ("africastalking", "ATVId_5d1c0b2a:3", AT_RECORDING),
         ):
-            menu_actions.open_case_by_keypad(
-                session,
-                config,
+            request = menu_actions.KeypadRequest(
                 phone=PHONE,
                 channel="voice",
                 provider=provider,
@@ -85,9 +83,9 @@ def _seed_voice_and_calls(
                 f"{'AC' + '0' * 32}/Recordings/RE{'0' * 32}",
                 urgent=False,
                 language="es",
-                sms_provider="outbox",
                 now=now,
             )
+            menu_actions.open_case_by_keypad(session, config, request, sms_provider="outbox")
         calls.request_missed_call_callback(
             session,
             phone=PHONE,
