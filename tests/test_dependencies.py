@@ -32,10 +32,10 @@ USED_WITHOUT_IMPORT = {
     "ruff": ("Makefile", re.compile(r"\$\(BIN\)/ruff ")),
     "mypy": ("Makefile", re.compile(r"\$\(BIN\)/mypy")),
 }
-# Declared but not imported yet, and why it stays declared (reported on issue 8): the senders
-# and callers use Africa's Talking's documented REST API because SDK 2.0.3 drops the HTTP status
-# of an error (gateway/senders.py, gateway/calls.py). Remove the entry once the SDK is used.
-DECLARED_UNUSED = {"africastalking"}
+# Declared but not imported, each with why it stays declared. Empty: an unused dependency is
+# removed (the Africa's Talking SDK went in issue 8: the senders and callers use its documented
+# REST API, because SDK 2.0.3 drops the HTTP status of an error, see gateway/senders.py).
+DECLARED_UNUSED: set[str] = set()
 
 
 def canonicalize_name(name: str) -> str:
