@@ -20,6 +20,7 @@ from gateway.clean_input import RAW_QUERY
 from gateway.forms import BadRequest, read_form, signed_fields
 from gateway.runtime import Runtime
 from sms.conversation import Plan, classify_sms
+from sms.segments import to_gsm7
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,15 @@ async def keep_refused(
         fields=signed_fields(request, form),
         exc=exc,
     )
-    return IntakeResult(duplicate=False, reply=None, action="dead_letter") if kept else None
+    if not kept:
+        return None
+    # No case, so no receipt; but an urgent message still gets the emergency lines at once
+    # (urgent always wins). A reply that travels separately (Africa's Talking) would need the
+    # database's outbox, so only an inline reply (Twilio) carries them.
+    language = rt.config.language_or_default(plan.language)
+    lines = rt.config.emergency_lines.get(language, "")
+    reply = to_gsm7(lines) if plan.urgent and lines else None
+    return IntakeResult(duplicate=False, reply=reply, action="dead_letter")
 
 
 async def twilio_sms(request: Request) -> Response:

@@ -215,3 +215,17 @@ def test_refused_ussd_request_is_kept_and_the_session_ends_politely(
     (letter,) = letters(db_url)
     assert (letter.channel, letter.provider) == ("ussd", "africastalking")
     assert REFUSED_WORD in json.loads(letter.payload)["text"]
+
+
+def test_a_refused_urgent_sms_still_gets_the_emergency_lines(
+    var_client: TestClient, db_url: str, config: Config
+) -> None:
+    """Urgent always wins: with no case there is no receipt, but the emergency lines go back
+    in Twilio's answer at once."""
+    urgent = f"ayuda mi pareja me pego, violencia de genero {REFUSED_WORD}"
+    with refusing(db_url, "interactions", "text"):
+        response = post_twilio(var_client, twilio_form(urgent, sender="+5491155550503"))
+    assert response.status_code == 200, response.text
+    assert config.emergency_lines["es"].split(".")[0] in response.text  # "Emergencias 911"
+    ((letter),) = letters(db_url)
+    assert json.loads(letter.payload)["Body"] == urgent
