@@ -20,6 +20,9 @@ from sqlalchemy import Connection, Table, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from casestore.intake import upsert_contact
+from casestore.leases import LEASE as LEASE
+from casestore.leases import QUEUED_TIMEOUT as QUEUED_TIMEOUT
+from casestore.leases import Leased
 from casestore.models import Contact, OutboundCall
 from casestore.reach import note_presented_number
 from sms.phone import FIXED_LINE, contact_key, sms_unreachable_reason
@@ -27,8 +30,6 @@ from sms.phone import FIXED_LINE, contact_key, sms_unreachable_reason
 calls = cast(Table, OutboundCall.__table__)
 contacts = cast(Table, Contact.__table__)
 
-LEASE = timedelta(seconds=120)
-QUEUED_TIMEOUT = timedelta(seconds=120)
 # A call-back that cannot get through in a few tries is not worth ringing hours later.
 MAX_ATTEMPTS = 5
 BACKOFF = (
@@ -74,6 +75,18 @@ RANK = {
 }
 
 
+LEASED = Leased(
+    calls,
+    pending=CallStatus.PENDING.value,
+    queued=CallStatus.QUEUED.value,
+    working=CallStatus.CALLING.value,
+    failed=CallStatus.FAILED.value,
+    cancelled=CallStatus.CANCELLED.value,
+    max_attempts=MAX_ATTEMPTS,
+    backoff=BACKOFF,
+)
+
+
 def _values(statuses: Iterable[CallStatus]) -> list[str]:
     return [s.value for s in statuses]
 
@@ -95,39 +108,13 @@ class ClaimedCall:
 
 def take_due(conn: Connection, now: datetime, limit: int = 500) -> list[int]:
     """Mark up to `limit` due pending calls as queued and return their ids (the dispatcher)."""
-    query = (
-        select(calls.c.id)
-        .where(calls.c.status == CallStatus.PENDING.value, calls.c.next_attempt_at <= now)
-        .order_by(calls.c.next_attempt_at, calls.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = [int(r[0]) for r in conn.execute(query)]
-    if ids:
-        conn.execute(
-            update(calls)
-            .where(calls.c.id.in_(ids), calls.c.status == CallStatus.PENDING.value)
-            .values(status=CallStatus.QUEUED.value, updated_at=now)
-        )
-    return ids
+    return LEASED.take_due(conn, now, limit)
 
 
 def claim(conn: Connection, call_id: int, now: datetime) -> ClaimedCall | None:
     """Take the call for dialling, with a lease; None if another worker has it or it is done."""
     row = conn.execute(
-        update(calls)
-        .where(
-            calls.c.id == call_id,
-            calls.c.status.in_([CallStatus.PENDING.value, CallStatus.QUEUED.value]),
-        )
-        .values(
-            status=CallStatus.CALLING.value,
-            lease_until=now + LEASE,
-            attempts=calls.c.attempts + 1,
-            updated_at=now,
-        )
-        .returning(
+        LEASED.claim(calls.c.id == call_id, now).returning(
             calls.c.id,
             calls.c.provider,
             calls.c.to_address,
@@ -186,25 +173,13 @@ def mark_failed(
     now: datetime,
 ) -> str:
     """A failed attempt: back to pending after a backoff, or failed for good."""
-    if retryable and attempts < MAX_ATTEMPTS:
-        delay = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
-        values = {"status": CallStatus.PENDING.value, "next_attempt_at": now + delay}
-    else:
-        values = {"status": CallStatus.FAILED.value}
-    conn.execute(
-        update(calls)
-        .where(calls.c.id == call_id)
-        .values(error=reason[:500], lease_until=None, updated_at=now, **values)
+    return LEASED.fail(
+        conn, call_id, reason=reason, retryable=retryable, attempts=attempts, now=now
     )
-    return str(values["status"])
 
 
 def mark_cancelled(conn: Connection, call_id: int, reason: str, now: datetime) -> None:
-    conn.execute(
-        update(calls)
-        .where(calls.c.id == call_id)
-        .values(status=CallStatus.CANCELLED.value, error=reason, lease_until=None, updated_at=now)
-    )
+    LEASED.cancel(conn, call_id, reason, now)
 
 
 def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
@@ -213,14 +188,7 @@ def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
     A call whose lease ran out may have been dialled before its worker died: it is dialled
     again and the row says so.
     """
-    lost = conn.execute(
-        update(calls)
-        .where(
-            calls.c.status == CallStatus.QUEUED.value,
-            calls.c.updated_at < now - QUEUED_TIMEOUT,
-        )
-        .values(status=CallStatus.PENDING.value, updated_at=now)
-    ).rowcount
+    lost = LEASED.requeue_lost(conn, now)
     expired = conn.execute(
         update(calls)
         .where(and_(calls.c.status == CallStatus.CALLING.value, calls.c.lease_until < now))
@@ -231,7 +199,7 @@ def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
             updated_at=now,
         )
     ).rowcount
-    return int(lost or 0), int(expired or 0)
+    return lost, int(expired or 0)
 
 
 @dataclass(frozen=True)
@@ -247,27 +215,8 @@ class UnsettledCall:
 def take_expired_leases(conn: Connection, now: datetime, limit: int = 200) -> list[UnsettledCall]:
     """Calls stuck in `calling` past their lease, claimed (a fresh lease) to ask the provider
     whether they were placed before any redial (as casestore.outbox does for messages)."""
-    ids = [
-        int(r[0])
-        for r in conn.execute(
-            select(calls.c.id)
-            .where(calls.c.status == CallStatus.CALLING.value, calls.c.lease_until < now)
-            .limit(limit)
-        )
-    ]
-    if not ids:
-        return []
-    rows = conn.execute(
-        update(calls)
-        .where(
-            calls.c.id.in_(ids),
-            calls.c.status == CallStatus.CALLING.value,
-            calls.c.lease_until < now,
-        )
-        .values(lease_until=now + LEASE, updated_at=now)
-        .returning(calls.c.id, calls.c.provider, calls.c.to_address)
-    ).all()
-    since = now - 2 * LEASE  # the dial began at most one lease before the expiry we saw
+    rows = LEASED.take_expired(conn, now, limit, ("id", "provider", "to_address"))
+    since = LEASED.since(now)
     return [UnsettledCall(r.id, r.provider, r.to_address, since) for r in rows]
 
 
@@ -284,17 +233,7 @@ def settle(
         if could_ask
         else MAY_RING_TWICE
     )
-    conn.execute(
-        update(calls)
-        .where(calls.c.id == call_id, calls.c.status == CallStatus.CALLING.value)
-        .values(
-            status=CallStatus.PENDING.value,
-            lease_until=None,
-            next_attempt_at=now,
-            error=error,
-            updated_at=now,
-        )
-    )
+    LEASED.redo(conn, call_id, now, error=error)
 
 
 # ---------------------------------------------------------------- missed-call call-backs

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from casestore.fit import clip, column_length
 from casestore.inbound import StatusUpdate
+from casestore.leases import Leased
 from casestore.models import Contact, Interaction, MessageStatus, OutboundMessage
 from casestore.reach import mark_not_sms_capable, unreachable_code
 
@@ -28,8 +29,6 @@ outbox = cast(Table, OutboundMessage.__table__)
 contacts = cast(Table, Contact.__table__)
 interactions = cast(Table, Interaction.__table__)
 
-LEASE = timedelta(seconds=120)
-QUEUED_TIMEOUT = timedelta(seconds=120)
 MAX_ATTEMPTS = 8
 # Delays before retry 1, 2, 3…; the last repeats.
 BACKOFF = (
@@ -38,6 +37,16 @@ BACKOFF = (
     timedelta(minutes=2),
     timedelta(minutes=10),
     timedelta(minutes=30),
+)
+LEASED = Leased(
+    outbox,
+    pending=MessageStatus.PENDING.value,
+    queued=MessageStatus.QUEUED.value,
+    working=MessageStatus.SENDING.value,
+    failed=MessageStatus.FAILED.value,
+    cancelled=MessageStatus.CANCELLED.value,
+    max_attempts=MAX_ATTEMPTS,
+    backoff=BACKOFF,
 )
 # Rank of each status so late or repeated delivery reports never move a message backwards.
 STATUS_RANK = {
@@ -76,39 +85,13 @@ CLAIMABLE = (MessageStatus.PENDING.value, MessageStatus.QUEUED.value)
 
 def take_due(conn: Connection, now: datetime, limit: int = 500) -> list[int]:
     """Mark up to `limit` due pending rows as queued and return their ids (the dispatcher)."""
-    query = (
-        select(outbox.c.id)
-        .where(outbox.c.status == MessageStatus.PENDING.value, outbox.c.next_attempt_at <= now)
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = [int(r[0]) for r in conn.execute(query)]
-    if ids:
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(ids), outbox.c.status == MessageStatus.PENDING.value)
-            .values(status=MessageStatus.QUEUED.value, updated_at=now)
-        )
-    return ids
+    return LEASED.take_due(conn, now, limit)
 
 
 def claim(conn: Connection, message_id: int, now: datetime) -> Claimed | None:
     """Take the row for sending, with a lease; None if another worker has it or it is done."""
-    claimable = or_(
-        outbox.c.status.in_([MessageStatus.PENDING.value, MessageStatus.QUEUED.value]),
-    )
     row = conn.execute(
-        update(outbox)
-        .where(outbox.c.id == message_id, claimable)
-        .values(
-            status=MessageStatus.SENDING.value,
-            lease_until=now + LEASE,
-            attempts=outbox.c.attempts + 1,
-            updated_at=now,
-        )
-        .returning(
+        LEASED.claim(outbox.c.id == message_id, now).returning(
             outbox.c.id,
             outbox.c.provider,
             outbox.c.to_address,
@@ -144,15 +127,7 @@ def claim_batch(conn: Connection, message_ids: Sequence[int], now: datetime) -> 
     if not message_ids:
         return []
     rows = conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_(message_ids), outbox.c.status.in_(CLAIMABLE))
-        .values(
-            status=MessageStatus.SENDING.value,
-            lease_until=now + LEASE,
-            attempts=outbox.c.attempts + 1,
-            updated_at=now,
-        )
-        .returning(
+        LEASED.claim(outbox.c.id.in_(message_ids), now).returning(
             outbox.c.id,
             outbox.c.provider,
             outbox.c.to_address,
@@ -312,13 +287,7 @@ def mark_sent(
 
 
 def mark_cancelled(conn: Connection, message_id: int, reason: str, now: datetime) -> None:
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.id == message_id)
-        .values(
-            status=MessageStatus.CANCELLED.value, error=reason, lease_until=None, updated_at=now
-        )
-    )
+    LEASED.cancel(conn, message_id, reason, now)
 
 
 def mark_failed(
@@ -333,15 +302,14 @@ def mark_failed(
     opted_out: bool = False,
 ) -> str:
     """Record a failed send: back to pending after a backoff, or failed for good."""
-    if retryable and attempts < MAX_ATTEMPTS:
-        delay = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
-        values = {"status": MessageStatus.PENDING.value, "next_attempt_at": now + delay}
-    else:
-        values = {"status": MessageStatus.FAILED.value}
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.id == message_id)
-        .values(error=reason[:500], error_code=code, lease_until=None, updated_at=now, **values)
+    status = LEASED.fail(
+        conn,
+        message_id,
+        reason=reason,
+        retryable=retryable,
+        attempts=attempts,
+        now=now,
+        error_code=code,
     )
     if opted_out:
         contact_id = select(outbox.c.contact_id).where(outbox.c.id == message_id)
@@ -356,7 +324,7 @@ def mark_failed(
         ).first()
         if row is not None:
             _note_unreachable(conn, row.provider, row.contact_id, code, now)
-    return str(values["status"])
+    return status
 
 
 def _note_unreachable(
@@ -416,15 +384,7 @@ def apply_status(conn: Connection, report: StatusUpdate, now: datetime) -> bool:
 
 def sweep(conn: Connection, now: datetime) -> int:
     """Put back rows lost from Redis (queued for too long); returns how many."""
-    lost = conn.execute(
-        update(outbox)
-        .where(
-            outbox.c.status == MessageStatus.QUEUED.value,
-            outbox.c.updated_at < now - QUEUED_TIMEOUT,
-        )
-        .values(status=MessageStatus.PENDING.value, updated_at=now)
-    ).rowcount
-    return int(lost or 0)
+    return LEASED.requeue_lost(conn, now)
 
 
 @dataclass(frozen=True)
@@ -440,30 +400,8 @@ class Unsettled:
 
 def take_expired_leases(conn: Connection, now: datetime, limit: int = 200) -> list[Unsettled]:
     """Rows stuck in `sending` past their lease, claimed (a fresh lease) for reconciliation."""
-    ids = [
-        int(r[0])
-        for r in conn.execute(
-            select(outbox.c.id)
-            .where(outbox.c.status == MessageStatus.SENDING.value, outbox.c.lease_until < now)
-            .limit(limit)
-        )
-    ]
-    if not ids:
-        return []
-    rows = conn.execute(
-        update(outbox)
-        .where(
-            outbox.c.id.in_(ids),
-            outbox.c.status == MessageStatus.SENDING.value,
-            outbox.c.lease_until < now,
-        )
-        .values(lease_until=now + LEASE, updated_at=now)
-        .returning(
-            outbox.c.id, outbox.c.provider, outbox.c.to_address, outbox.c.body, outbox.c.sent_at
-        )
-    ).all()
-    # The send began at most one lease before the expiry we saw: look from well before it.
-    since = now - 2 * LEASE
+    rows = LEASED.take_expired(conn, now, limit, ("id", "provider", "to_address", "body"))
+    since = LEASED.since(now)
     return [Unsettled(r.id, r.provider, r.to_address, r.body, since) for r in rows]
 
 
@@ -483,16 +421,7 @@ def settle(
         if could_ask
         else "worker stopped while sending; the provider cannot be asked: resent, may duplicate"
     )
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.id == message_id, outbox.c.status == MessageStatus.SENDING.value)
-        .values(
-            status=MessageStatus.PENDING.value,
-            lease_until=None,
-            next_attempt_at=now,
-            error=note,
-            error_code=None if could_ask else POSSIBLE_DUPLICATE,
-            updated_at=now,
-        )
+    LEASED.redo(
+        conn, message_id, now, error=note, error_code=None if could_ask else POSSIBLE_DUPLICATE
     )
     return MessageStatus.PENDING.value

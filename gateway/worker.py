@@ -7,12 +7,14 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Protocol, TypeVar
 
 import redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from casestore import calls, outbox
@@ -95,40 +97,71 @@ def sweep(engine: Engine) -> tuple[int, int]:
     return lost, expired
 
 
-def reconcile(engine: Engine, unsettled: list[outbox.Unsettled]) -> int:
-    """Ask the provider whether each interrupted message went out; resend only if not."""
+class _Interrupted(Protocol):
+    """A row whose worker died mid-send (outbox.Unsettled, calls.UnsettledCall)."""
+
+    @property
+    def id(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Interrupted)
+
+
+class _Settle(Protocol):
+    def __call__(
+        self,
+        conn: Connection,
+        row_id: int,
+        now: datetime,
+        /,
+        *,
+        found_ref: str | None,
+        could_ask: bool,
+    ) -> object: ...
+
+
+def _settle_each(
+    engine: Engine, rows: Sequence[R], ask: Callable[[R], str | None], settle: _Settle, what: str
+) -> int:
+    """Ask the provider about each interrupted row (`ask` gives the reference it found), then
+    settle it: sent, or redone. A provider that cannot be asked (CannotReconcile) settles it as
+    unknowable; one that fails now leaves the row for the next sweep."""
     settled = 0
-    for row in unsettled:
+    for row in rows:
         could_ask = True
         try:
-            found = sender_for(row.provider).find_sent(row.to_address, row.body, row.since)
+            found = ask(row)
         except CannotReconcile:
             found, could_ask = None, False
         except (SendError, ValueError) as exc:  # provider unreachable: try again next sweep
-            log.warning("reconcile %s: %s", row.id, exc)
+            log.warning("reconcile %s%s: %s", what, row.id, exc)
             continue
         with engine.begin() as conn:
-            outbox.settle(conn, row.id, datetime.now(UTC), found_ref=found, could_ask=could_ask)
+            settle(conn, row.id, datetime.now(UTC), found_ref=found, could_ask=could_ask)
         settled += 1
     return settled
+
+
+def reconcile(engine: Engine, unsettled: list[outbox.Unsettled]) -> int:
+    """Ask the provider whether each interrupted message went out; resend only if not."""
+    return _settle_each(
+        engine,
+        unsettled,
+        lambda r: sender_for(r.provider).find_sent(r.to_address, r.body, r.since),
+        outbox.settle,
+        "",
+    )
 
 
 def reconcile_calls(engine: Engine, unsettled: list[calls.UnsettledCall]) -> int:
     """Ask the provider whether each interrupted call was placed; dial again only if not."""
-    settled = 0
-    for row in unsettled:
-        could_ask = True
-        try:
-            found = caller_for(row.provider).find_placed(row.to_address, row.since)
-        except CannotReconcile:
-            found, could_ask = None, False
-        except (SendError, ValueError) as exc:  # provider unreachable: try again next sweep
-            log.warning("reconcile call %s: %s", row.id, exc)
-            continue
-        with engine.begin() as conn:
-            calls.settle(conn, row.id, datetime.now(UTC), found_ref=found, could_ask=could_ask)
-        settled += 1
-    return settled
+    return _settle_each(
+        engine,
+        unsettled,
+        lambda r: caller_for(r.provider).find_placed(r.to_address, r.since),
+        calls.settle,
+        "call ",
+    )
 
 
 def housekeeping(
