@@ -182,24 +182,14 @@ def mark_cancelled(conn: Connection, call_id: int, reason: str, now: datetime) -
     LEASED.cancel(conn, call_id, reason, now)
 
 
-def sweep(conn: Connection, now: datetime) -> tuple[int, int]:
-    """Put back calls lost from Redis and calls whose worker died; returns (requeued, expired).
+def sweep(conn: Connection, now: datetime) -> int:
+    """Put back calls lost from Redis; returns how many.
 
-    A call whose lease ran out may have been dialled before its worker died: it is dialled
-    again and the row says so.
+    A call whose lease ran out (its worker died while dialling) is not redialled here: the
+    worker's sweeper claims it with `take_expired_leases` and asks the provider first; any
+    beyond that batch wait for the next sweep, as interrupted messages do.
     """
-    lost = LEASED.requeue_lost(conn, now)
-    expired = conn.execute(
-        update(calls)
-        .where(and_(calls.c.status == CallStatus.CALLING.value, calls.c.lease_until < now))
-        .values(
-            status=CallStatus.PENDING.value,
-            lease_until=None,
-            error=MAY_RING_TWICE,
-            updated_at=now,
-        )
-    ).rowcount
-    return lost, int(expired or 0)
+    return LEASED.requeue_lost(conn, now)
 
 
 @dataclass(frozen=True)

@@ -88,10 +88,10 @@ def sweep(engine: Engine) -> tuple[int, int]:
     with engine.begin() as conn:
         lost = outbox.sweep(conn, now)
         unsettled_calls = calls.take_expired_leases(conn, now)
-        lost_calls, expired_calls = calls.sweep(conn, now)
+        lost_calls = calls.sweep(conn, now)
         unsettled = outbox.take_expired_leases(conn, now)
     settled = reconcile(engine, unsettled) + reconcile_calls(engine, unsettled_calls)
-    lost, expired = lost + lost_calls, settled + expired_calls
+    lost, expired = lost + lost_calls, settled
     if lost or expired:
         log.warning("sweeper: %d rows re-queued, %d interrupted sends settled", lost, expired)
     return lost, expired
