@@ -15,7 +15,7 @@ from casestore.hooks import SurveyHooks
 from casestore.inbound import IntakeResult
 from casestore.intake import IntakeRequest, process_sms
 from casestore.writer import GroupCommitWriter
-from gateway.menu_session import SessionStore
+from gateway.menu_store import SessionStore
 from gateway.redisconn import connect
 from gateway.rediskeys import RedisKeys, keys_for_config
 from gateway.settings import Settings
