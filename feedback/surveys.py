@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.orm import Session
 
+from casestore import calls
 from casestore.config import OPEN_STATUSES, Config
 from casestore.hooks import SurveyReply
 from casestore.models import (
@@ -50,10 +51,9 @@ calls_t = cast(Table, OutboundCall.__table__)
 
 PENDING = (SurveyStatus.ASKED.value, SurveyStatus.RATED.value)
 RETRY_BUSY = timedelta(minutes=30)
-# casestore.calls' kind and statuses, spelt out: it imports casestore.intake, which imports us.
-SURVEY_CALL = "survey"
-CALL_NOT_DIALLED = ("pending", "queued")
-CALL_CANCELLED = "cancelled"
+SURVEY_CALL = calls.SURVEY
+CALL_NOT_DIALLED = (calls.CallStatus.PENDING.value, calls.CallStatus.QUEUED.value)
+CALL_CANCELLED = calls.CallStatus.CANCELLED.value
 
 
 def _setting(config: Config, key: str, default: Any) -> Any:
