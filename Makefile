@@ -24,6 +24,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m casestore.migrations.check
 
 # Browser tests drive Debian's Chromium through Playwright (no browser download).

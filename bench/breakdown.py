@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from casestore.db import make_engine
     from casestore.intake import IntakeRequest, process_sms
     from casestore.migrations import upgrade
+    from feedback.surveys import SURVEYS
     from gateway import twilio
     from gateway.forms import parse_form
     from sms.conversation import classify_sms
@@ -127,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     chunk = next(batches)
                     with engine.connect() as conn, conn.begin():
                         for req in chunk:
-                            process_sms(conn, req, config)
+                            process_sms(conn, req, config, surveys=SURVEYS)
                     done += len(chunk)
                 return (
                     1e6 * (time.process_time() - cpu0) / done,

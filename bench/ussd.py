@@ -115,7 +115,7 @@ class Sessions:
         self.next_n = 0
 
     def write(self, count: int, name: str) -> Path:
-        from gateway.menu_session import SessionStore
+        from gateway.menu_store import SessionStore
         from gateway.ussd import PROVIDER, remember
 
         path = self.workdir / f"{name}.requests"

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from casestore.config import Config
 from casestore.fit import clip, column_length
+from casestore.hooks import NO_SURVEYS, SurveyHooks
 from casestore.models import (
     AuditEvent,
     Case,
@@ -27,7 +28,6 @@ from casestore.models import (
 )
 from casestore.reach import can_text, queue_notice_call, queue_sms
 from casestore.status import OPEN, check_transition, parse_status
-from feedback.surveys import schedule_survey
 from sms.conversation import render_reply
 
 
@@ -166,12 +166,13 @@ def change_status(
     config: Config | None = None,
     sms_provider: str | None = None,
     voice_provider: str | None = None,
+    surveys: SurveyHooks,
 ) -> CaseEvent:
     """Move a case along the transition table and write the timeline event.
 
     With the deployment config, the citizen gets the status's SMS notification (when the config
     has one and they did not opt out) — by a notice call through `voice_provider` when their
-    phone cannot take SMS — and closing a case schedules its satisfaction survey.
+    phone cannot take SMS — and closing a case schedules its satisfaction survey (`surveys`).
     """
     check_note(note)
     new = parse_status(target)
@@ -203,7 +204,7 @@ def change_status(
         if sms_provider is not None:
             notify_status(session, case, config, sms_provider, now, voice_provider=voice_provider)
         if new is CaseStatus.CLOSED:
-            schedule_survey(session, case, config, now)
+            surveys.schedule(session, case, config, now)
     return event
 
 
@@ -449,7 +450,8 @@ def assign_case(session: Session, case: Case, operator: Operator, *, actor: str)
     case.updated_at = now
     session.add(CaseEvent(case=case, kind="assigned", at=now, actor=actor, text=operator.username))
     if case.status == CaseStatus.NEW.value:
-        change_status(session, case, CaseStatus.ASSIGNED.value, actor=actor)
+        # No config: no notification and no survey (assigning never closes a case).
+        change_status(session, case, CaseStatus.ASSIGNED.value, actor=actor, surveys=NO_SURVEYS)
 
 
 def escalate_overdue(session: Session, now: datetime, provider: str, limit: int = 500) -> int:

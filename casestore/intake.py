@@ -28,6 +28,7 @@ from sqlalchemy.engine import Dialect
 from casestore import sla, tracking
 from casestore.config import OPEN_STATUSES, Config
 from casestore.fit import clip, column_length
+from casestore.hooks import SurveyHooks
 from casestore.inbound import Inbound, IntakeResult
 from casestore.models import (
     Case,
@@ -39,7 +40,6 @@ from casestore.models import (
     UTCDateTime,
 )
 from casestore.prepared import Prepared, Row
-from feedback.surveys import answer_sms, opt_out_surveys
 from sms.conversation import (
     NEW_CASES_PER_DAY,
     Action,
@@ -385,7 +385,9 @@ def add_event(
     )
 
 
-def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> IntakeResult:
+def process_sms(
+    conn: Connection, request: IntakeRequest, config: Config, *, surveys: SurveyHooks
+) -> IntakeResult:
     """Apply the SMS conversation rules to one inbound message inside the caller's transaction."""
     inbound, plan = request.inbound, request.plan
     now = inbound.received_at
@@ -430,7 +432,9 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
             and conversation.status in OPEN_STATUSES
             and in_window(contact.conversation_at, now, config.conversation_window_minutes)
         )
-        answered = _survey_reply(conn, request, config, contact, inbound_id, now, talking=talking)
+        answered = _survey_reply(
+            conn, request, config, contact, inbound_id, now, surveys=surveys, talking=talking
+        )
         if answered is not None:
             return answered
     replies = _window_count(contact.reply_window, contact.reply_count, now)
@@ -488,7 +492,7 @@ def process_sms(conn: Connection, request: IntakeRequest, config: Config) -> Int
     elif decision.action is Action.STOP:
         contact_changes.update(opted_out_at=now)
         if contact.pending_survey_id is not None:
-            opt_out_surveys(conn, contact.id, now)
+            surveys.opt_out(conn, contact.id, now)
     elif decision.action is Action.START:
         contact_changes.update(opted_out_at=None, provider_opted_out_at=None)
 
@@ -532,9 +536,10 @@ def _survey_reply(
     inbound_id: int,
     now: datetime,
     *,
+    surveys: SurveyHooks,
     talking: bool,
 ) -> IntakeResult | None:
-    answer = answer_sms(
+    answer = surveys.answer_sms(
         conn,
         config,
         contact.pending_survey_id,

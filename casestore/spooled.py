@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select, update
 
 from casestore import sla
 from casestore.config import Config
+from casestore.hooks import SurveyHooks
 from casestore.inbound import IntakeResult
 from casestore.intake import (
     IntakeRequest,
@@ -45,6 +46,7 @@ def replay_sms(
     *,
     number: str | None,
     reply: str | None,
+    surveys: SurveyHooks,
 ) -> IntakeResult:
     """Store one spooled SMS inside the caller's transaction.
 
@@ -53,7 +55,7 @@ def replay_sms(
     """
     inbound, plan = request.inbound, request.plan
     if number is None or inbound.phone is None:
-        return process_sms(conn, request, config)
+        return process_sms(conn, request, config, surveys=surveys)
     now = inbound.received_at
     contact = upsert_contact(conn, contact_key(inbound.phone), now, inbound.channel)
     inbound_id = record_inbound(conn, inbound, contact.id)

@@ -16,7 +16,9 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.orm import Session
 
+from casestore import calls
 from casestore.config import OPEN_STATUSES, Config
+from casestore.hooks import SurveyReply
 from casestore.models import (
     Case,
     CaseEvent,
@@ -49,10 +51,9 @@ calls_t = cast(Table, OutboundCall.__table__)
 
 PENDING = (SurveyStatus.ASKED.value, SurveyStatus.RATED.value)
 RETRY_BUSY = timedelta(minutes=30)
-# casestore.calls' kind and statuses, spelt out: it imports casestore.intake, which imports us.
-SURVEY_CALL = "survey"
-CALL_NOT_DIALLED = ("pending", "queued")
-CALL_CANCELLED = "cancelled"
+SURVEY_CALL = calls.SURVEY
+CALL_NOT_DIALLED = (calls.CallStatus.PENDING.value, calls.CallStatus.QUEUED.value)
+CALL_CANCELLED = calls.CallStatus.CANCELLED.value
 
 
 def _setting(config: Config, key: str, default: Any) -> Any:
@@ -263,15 +264,6 @@ def ask_by_voice(
     survey.updated_at = now
     session.flush()
     return call
-
-
-@dataclass(frozen=True)
-class SurveyReply:
-    """What intake should answer to a reply that went to a pending survey."""
-
-    template: str
-    tracking_number: str
-    case_id: int
 
 
 def comment_max_chars(config: Config) -> int:
@@ -593,3 +585,33 @@ def opt_out_surveys(conn: Connection, contact_id: int, now: datetime) -> None:
     conn.execute(
         update(contacts_t).where(contacts_t.c.id == contact_id).values(pending_survey_id=None)
     )
+
+
+class FeedbackSurveys:
+    """The `casestore.hooks.SurveyHooks` that runs this module's surveys."""
+
+    def schedule(self, session: Session, case: Case, config: Config, now: datetime) -> None:
+        schedule_survey(session, case, config, now)
+
+    def answer_sms(
+        self,
+        conn: Connection,
+        config: Config,
+        survey_id: int | None,
+        contact_id: int,
+        text: str,
+        inbound_id: int,
+        now: datetime,
+        *,
+        plan: Plan,
+        talking: bool,
+    ) -> SurveyReply | None:
+        return answer_sms(
+            conn, config, survey_id, contact_id, text, inbound_id, now, plan=plan, talking=talking
+        )
+
+    def opt_out(self, conn: Connection, contact_id: int, now: datetime) -> None:
+        opt_out_surveys(conn, contact_id, now)
+
+
+SURVEYS = FeedbackSurveys()

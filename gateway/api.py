@@ -234,6 +234,7 @@ def _change_status(request: Request, payload: Any) -> Response:
                 config=rt.config,
                 sms_provider=rt.settings.sms_provider,
                 voice_provider=rt.settings.voice_provider,
+                surveys=rt.surveys,
             )
         except (UnknownStatus, NoteTooLong) as exc:
             session.rollback()

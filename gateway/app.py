@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from casestore.config import Config, load_config
 from casestore.db import is_refused_input, is_unreachable
+from feedback.surveys import SURVEYS
 from gateway import (
     api,
     console,
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None, config: Config | None = None) -
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        rt = build_runtime(settings, config)
+        rt = build_runtime(settings, config, surveys=SURVEYS)  # feedback runs the surveys
         app.state.runtime = rt
         rt.intake.start()
         replayer = asyncio.create_task(

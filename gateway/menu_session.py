@@ -7,20 +7,18 @@ per provider step so a redelivered request gets the same answer and changes noth
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-import redis
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
 from casestore import menu_actions
 from casestore.db import is_unreachable
 from gateway import outage
-from gateway.rediskeys import keys_of
+from gateway.menu_store import SessionStore
 from ivr.hours import is_open
 from ivr.machine import Action, Context, Outcome, Screen, State, resume, start, step
 from ivr.menu import Menu
@@ -29,57 +27,6 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def _decode_state(raw: bytes | str | None) -> State | None:
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-        data["trail"] = tuple(data.get("trail", ()))
-        return State(**data)
-    except (ValueError, TypeError):
-        return None  # a session written by another version: start over
-
-
-class SessionStore:
-    """Menu sessions, cached answers and resumable new requests, in Redis."""
-
-    def __init__(self, client: redis.Redis, ttl: int, resume_seconds: int) -> None:
-        self.client = client
-        self.prefix = keys_of(client).menu  # this deployment's menu keys
-        self.ttl = ttl
-        self.resume_seconds = resume_seconds
-
-    def load(self, key: str) -> State | None:
-        return _decode_state(self.client.get(self.prefix + "s:" + key))
-
-    def save(self, key: str, state: State) -> None:
-        self.client.set(self.prefix + "s:" + key, json.dumps(asdict(state)), ex=self.ttl)
-
-    def drop(self, key: str) -> None:
-        self.client.delete(self.prefix + "s:" + key)
-
-    def cached(self, key: str) -> str | None:
-        raw = self.client.get(self.prefix + "a:" + key)
-        return raw.decode() if isinstance(raw, bytes) else raw
-
-    def cache(self, key: str, answer: str) -> None:
-        self.client.set(self.prefix + "a:" + key, answer, ex=self.ttl)
-
-    def keep_resumable(self, phone: str, state: State) -> None:
-        self.client.set(
-            self.prefix + "r:" + phone, json.dumps(asdict(state)), ex=self.resume_seconds
-        )
-
-    def take_resumable(self, phone: str) -> State | None:
-        key = self.prefix + "r:" + phone
-        raw = self.client.get(key)
-        self.client.delete(key)
-        return _decode_state(raw)
-
-    def forget_resumable(self, phone: str) -> None:
-        self.client.delete(self.prefix + "r:" + phone)
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,14 @@ def _replay_sms(rt: Runtime, record: Record) -> None:
         plan, reply_inline = classify_sms(inbound.text, rt.config), False
     request = IntakeRequest(inbound, plan, reply_inline)
     with rt.engine.begin() as conn:
-        replay_sms(conn, request, rt.config, number=number, reply=record.get("reply"))
+        replay_sms(
+            conn,
+            request,
+            rt.config,
+            number=number,
+            reply=record.get("reply"),
+            surveys=rt.surveys,
+        )
 
 
 def _replay_menu(rt: Runtime, record: Record) -> None:

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.config import Config
 from casestore.db import is_sqlite, make_engine
+from casestore.hooks import SurveyHooks
 from casestore.inbound import IntakeResult
 from casestore.intake import IntakeRequest, process_sms
 from casestore.writer import GroupCommitWriter
-from gateway.menu_session import SessionStore
+from gateway.menu_store import SessionStore
 from gateway.redisconn import connect
 from gateway.rediskeys import RedisKeys, keys_for_config
 from gateway.settings import Settings
@@ -31,6 +32,7 @@ class Runtime:
     intake: GroupCommitWriter[IntakeRequest, IntakeResult]
     menu: Menu
     spool: Spool
+    surveys: SurveyHooks  # what intake and closing a case call for surveys (feedback's)
     _redis: redis.Redis | None = field(default=None)
     _menu_store: SessionStore | None = field(default=None)
 
@@ -61,11 +63,12 @@ class Runtime:
         self.engine.dispose()
 
 
-def build_runtime(settings: Settings, config: Config) -> Runtime:
+def build_runtime(settings: Settings, config: Config, *, surveys: SurveyHooks) -> Runtime:
+    """Everything one gateway process holds; `surveys` is how casestore reaches feedback."""
     engine = make_engine(settings.database_url)
     writer: GroupCommitWriter[IntakeRequest, IntakeResult] = GroupCommitWriter(
         engine,
-        lambda conn, request: process_sms(conn, request, config),
+        lambda conn, request: process_sms(conn, request, config, surveys=surveys),
         # SQLite: in-process, microseconds a statement, one writer at a time anyway, so on the
         # event loop. PostgreSQL: network round trips, overlapped by writer threads.
         threads=0 if is_sqlite(engine) else 4,
@@ -78,4 +81,5 @@ def build_runtime(settings: Settings, config: Config) -> Runtime:
         intake=writer,
         menu=load_menu(config),
         spool=Spool(spool_dir(config.raw)),
+        surveys=surveys,
     )

@@ -29,14 +29,8 @@ from casestore.menu_actions import ussd_limit_hit
 from casestore.models import Interaction
 from gateway import africastalking, dead_letters
 from gateway.forms import BadRequest, read_form, require
-from gateway.menu_session import (
-    Call,
-    SessionStore,
-    _decode_state,
-    advance,
-    operators_open,
-    perform,
-)
+from gateway.menu_session import Call, advance, operators_open, perform
+from gateway.menu_store import SessionStore, decode_state
 from gateway.redis_batch import batch_for
 from gateway.runtime import Runtime
 from ivr.machine import Channel, Context, Expect, Outcome, Screen, State, resume, start, step
@@ -211,7 +205,7 @@ async def _read(store: SessionStore, key: str, answer_key: str) -> _Session:
     return _Session(
         cached.decode() if isinstance(cached, bytes) else cached,
         previous.decode() if isinstance(previous, bytes) else previous,
-        _decode_state(state),
+        decode_state(state),
     )
 
 

@@ -30,11 +30,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from casestore import calls
-from casestore.fit import column_length, fit_ref
-from casestore.models import Interaction
-from gateway import livequeue, operator_leg
-from gateway.africastalking import PROVIDER, verify_token
-from gateway.forms import BadRequest, read_form, require
+from gateway import livequeue, operator_leg, voice_notice, voice_survey
+from gateway.africastalking import PROVIDER, VoiceRequest, parse_voice, verify_token
+from gateway.forms import BadRequest, read_form
 from gateway.menu_session import Call, advance
 from gateway.missed_call import AT_REJECT, handle_missed_call, is_missed_call_number
 from gateway.runtime import Runtime
@@ -56,7 +54,6 @@ LOCK_MS = 15_000
 LOCK_WAIT = 3.0
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 _INPUTS = {"d": "digits", "r": "recording"}
-_KEYPAD = frozenset("0123456789*#")
 # Speech the menu prompts do not cover; `[ivr.voice.<lang>]` may override each. "option" and
 # "sorry" say what gateway.voice_twilio says, so both providers sound the same.
 SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
@@ -74,67 +71,11 @@ SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
 
 
 @dataclass(frozen=True)
-class VoiceRequest:
-    """One AT voice callback, normalised."""
-
-    session_id: str
-    active: bool
-    outbound: bool
-    phone: str | None  # callerNumber in E.164; None when withheld
-    caller: str  # callerNumber as received
-    destination: str  # destinationNumber as received ("" when absent)
-    digits: str | None  # dtmfDigits without the finishing "#"; None when nothing was pressed
-    recording_url: str | None
-    session_state: str
-    hangup_cause: str
-
-
-@dataclass(frozen=True)
 class Step:
     """Where a request sits in our flow, from the query string of the URL AT called."""
 
     number: int  # 0: the number's own callback URL (first or last request)
     collects: str | None  # "digits" | "recording" | None
-
-
-def parse_voice(form: Mapping[str, str], country: str) -> VoiceRequest:
-    """An AT voice callback form as a VoiceRequest; BadRequest names the bad field."""
-    require(dict(form), "sessionId", "isActive")
-    if "callerNumber" not in form:
-        # Present but empty is a withheld caller, who still gets the whole menu.
-        raise BadRequest("missing field: callerNumber")
-    active = form["isActive"].strip()
-    if active not in ("0", "1"):
-        raise BadRequest("isActive must be 0 or 1")
-    direction = (form.get("direction") or "Inbound").strip().lower()
-    if direction not in ("inbound", "outbound"):
-        raise BadRequest(f"unknown direction {form['direction']!r}; expected Inbound or Outbound")
-    caller = form["callerNumber"].strip()
-    try:
-        phone = sender_phone(caller, country) if caller else None
-    except PhoneError as exc:
-        raise BadRequest("unparseable phone number in callerNumber") from exc
-    digits = (form.get("dtmfDigits") or "").strip()
-    if digits.lower() == "undefined":  # what AT sends when GetDigits timed out
-        digits = ""
-    if len(digits) > 32 or not set(digits) <= _KEYPAD:
-        raise BadRequest("dtmfDigits must be keypad digits")
-    digits = digits.rstrip("#")
-    recording = (form.get("recordingUrl") or "").strip()
-    if recording and not recording.startswith(("https://", "http://")):
-        raise BadRequest("recordingUrl must be an http(s) URL")
-    return VoiceRequest(
-        session_id=fit_ref(form["sessionId"].strip(), column_length(Interaction.provider_ref)),
-        active=active == "1",
-        outbound=direction == "outbound",
-        phone=phone,
-        caller=caller,
-        destination=(form.get("destinationNumber") or "").strip(),
-        digits=digits or None,
-        recording_url=recording or None,
-        session_state=(form.get("callSessionState") or "").strip(),
-        hangup_cause=(form.get("hangupCause") or "").strip(),
-    )
 
 
 def parse_step(query: Mapping[str, str]) -> Step:
@@ -332,13 +273,9 @@ async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
         if dequeue is not None:
             return dequeue
     if step.number == 0 and request.outbound:  # a voice survey's call asks its own question
-        from gateway import voice_survey  # imported here: it builds on this module
-
         survey_question = await voice_survey.at_answered(rt, request.session_id)
         if survey_question is not None:
             return survey_question
-        from gateway import voice_notice  # imported here: it builds on gateway.voice_twilio
-
         notice = await voice_notice.at_answered(rt, request.session_id)
         if notice is not None:
             return notice

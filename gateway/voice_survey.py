@@ -35,9 +35,9 @@ from twilio.twiml.voice_response import VoiceResponse
 from casestore import calls
 from feedback.voice import VoiceScreen, answer_call, begin_call, prompt, survey_of_call
 from gateway import africastalking, twilio
+from gateway.africastalking import parse_voice
 from gateway.forms import BadRequest, read_form, signed_fields
 from gateway.runtime import Runtime
-from gateway.voice_africastalking import parse_voice
 from gateway.voice_twilio import parse_call
 from gateway.webhooks import public_url, refuse, runtime
 

@@ -36,7 +36,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from casestore.menu_actions import spoken_tracking
 from gateway import livequeue, twilio
 from gateway.forms import BadRequest, read_form, require, signed_fields
-from gateway.menu_session import Call, SessionStore, advance, perform
+from gateway.menu_session import Call, advance, perform
+from gateway.menu_store import SessionStore
 from gateway.rediskeys import keys_of
 from gateway.runtime import Runtime
 from gateway.webhooks import public_url, refuse, runtime, unavailable

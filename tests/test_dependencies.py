@@ -31,6 +31,7 @@ USED_WITHOUT_IMPORT = {
     # Tools the gate runs as commands.
     "ruff": ("Makefile", re.compile(r"\$\(BIN\)/ruff ")),
     "mypy": ("Makefile", re.compile(r"\$\(BIN\)/mypy")),
+    "import-linter": ("Makefile", re.compile(r"\$\(BIN\)/lint-imports")),
 }
 # Declared but not imported, each with why it stays declared. Empty: an unused dependency is
 # removed (the Africa's Talking SDK went in issue 8: the senders and callers use its documented

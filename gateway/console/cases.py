@@ -214,6 +214,7 @@ def _act(request: Request, viewer: Viewer, number: str, form: dict[str, str]) ->
                     config=rt.config,
                     sms_provider=rt.settings.sms_provider,
                     voice_provider=rt.settings.voice_provider,
+                    surveys=rt.surveys,
                 )
             elif action == "merge":
                 source_number = "".join(ch for ch in form.get("source", "") if ch.isdigit())

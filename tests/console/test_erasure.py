@@ -18,7 +18,7 @@ from casestore import calls, menu_actions
 from casestore.config import Config
 from casestore.models import AuditEvent, Base, Case
 from gateway.app import create_app
-from gateway.menu_session import SessionStore
+from gateway.menu_store import SessionStore
 from gateway.settings import load_settings
 from ivr.machine import State
 from tests.conftest import PUBLIC_URL, app_env

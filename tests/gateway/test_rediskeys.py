@@ -10,7 +10,7 @@ from rq import SimpleWorker
 
 from casestore.config import load_config
 from casestore.db import make_engine
-from gateway.menu_session import SessionStore
+from gateway.menu_store import SessionStore
 from gateway.redisconn import connect
 from gateway.rediskeys import RedisKeys, delete_all, keys_for_config, keys_of
 from gateway.worker import dispatch, make_queue
