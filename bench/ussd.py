@@ -10,9 +10,10 @@ with 64 keep-alive connections, alternating round by round, and the report gives
 Every request is a real-shape Africa's Talking USSD form with its own sessionId and phone, and
 `text=1`: "new request" pressed at the main menu, answered with the first page of categories.
 Before each run the sessions are left at the main menu in Redis exactly as a dial leaves them
-(the app's own SessionStore and `gateway.ussd.remember`), so each request is a mid-session step
-that reads the session, steps the menu, renders CON text and writes the session back; it does
-not touch the database. Afterwards it checks in Redis that every answered step was stepped once.
+(the app's own SessionStore and `gateway.routes.ussd.remember`), so each request is a
+mid-session step that reads the session, steps the menu, renders CON text and writes the session
+back; it does not touch the database. Afterwards it checks in Redis that every answered step was
+stepped once.
 Not a test: it prints a report and exits 0 unless it could not run.
 """
 
@@ -116,7 +117,7 @@ class Sessions:
 
     def write(self, count: int, name: str) -> Path:
         from gateway.menu_store import SessionStore
-        from gateway.ussd import PROVIDER, remember
+        from gateway.routes.ussd import PROVIDER, remember
 
         path = self.workdir / f"{name}.requests"
         start = self.next_n if self.seed else 0

@@ -2,7 +2,7 @@
 
 A voice survey is a Survey row (channel "voice") and its `outbound_calls` rows of kind
 "survey": the first call and one retry. The worker places the calls; the provider routes
-(gateway.voice_survey) turn each request into `begin_call` / `answer_call` and render the
+(gateway.routes.voice_survey) turn each request into `begin_call` / `answer_call` and render the
 VoiceScreen they return. `follow_up` (housekeeping) reads how each call ended and retries,
 falls back to SMS or gives up, and moves SMS surveys left unanswered to a call: all from the
 rows, so it can run any number of times and a lost Redis loses nothing.

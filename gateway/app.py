@@ -19,17 +19,13 @@ from starlette.routing import Route
 from casestore.config import Config, load_config
 from casestore.db import is_refused_input, is_unreachable
 from feedback.surveys import SURVEYS
-from gateway import (
+from gateway import console, outage
+from gateway.clean_input import CleanInputMiddleware
+from gateway.routes import (
     api,
-    console,
     missed_call,
     openapi,
     operator_leg,
-    outage,
-    simulator,
-    simulator_access,
-    simulator_calls,
-    simulator_voice,
     ussd,
     voice_africastalking,
     voice_notice,
@@ -37,9 +33,12 @@ from gateway import (
     voice_twilio,
     webhooks,
 )
-from gateway.clean_input import CleanInputMiddleware
 from gateway.runtime import Runtime, build_runtime
 from gateway.settings import Settings, load_settings
+from gateway.simulators import access as simulator_access
+from gateway.simulators import calls as simulator_calls
+from gateway.simulators import sms as simulator
+from gateway.simulators import voice as simulator_voice
 
 log = logging.getLogger(__name__)
 

@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from gateway.redisconn import connect
     from gateway.rediskeys import keys_for_config
-    from gateway.worker import run_burst, run_forever
+    from gateway.workers.worker import run_burst, run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load_settings()

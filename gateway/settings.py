@@ -39,7 +39,7 @@ class Settings:
     def simulator_enabled(self) -> bool:
         """The simulator writes cases and shows conversations without a provider: on by default
         only when both SMS and voice are `outbox`, never with a real provider. Who may use it
-        is decided per request (`gateway.simulator_access`)."""
+        is decided per request (`gateway.simulators.access`)."""
         if self.real_providers:
             return False
         flag = self._simulator_flag()

@@ -27,10 +27,10 @@ from casestore.config import Config, Limits, load_config
 from casestore.db import make_engine
 from casestore.migrations import upgrade
 from casestore.models import Base
-from gateway import jobs
 from gateway.app import create_app
 from gateway.rediskeys import RedisKeys, delete_all
 from gateway.settings import Settings, load_settings
+from gateway.workers import jobs
 from tests.fakeprovider import FakeProvider
 from tests.helpers import admin_token
 from tests.settings import POSTGRES_ADMIN_URL, REDIS_PREFIX, REDIS_URL

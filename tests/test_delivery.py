@@ -26,11 +26,12 @@ from casestore.config import Config, ConfigError, load_config
 from casestore.db import make_engine
 from casestore.models import Case, Contact, OutboundMessage, Survey
 from feedback.surveys import send_due_surveys
-from gateway import jobs, senders
+from gateway import senders
 from gateway.rediskeys import keys_of
 from gateway.senders import SendError, SendResult, SmsSender
-from gateway.sendrate import DeliverySettings, SendRate, delivery_settings, send_interval
-from gateway.worker import run_burst
+from gateway.workers import jobs
+from gateway.workers.sendrate import DeliverySettings, SendRate, delivery_settings, send_interval
+from gateway.workers.worker import run_burst
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
 from tests.fakeprovider import FakeProvider
 from tests.settings import REDIS_PREFIX

@@ -22,9 +22,9 @@ from casestore.config import Config
 from casestore.menu_actions import KeypadRequest, open_case_by_keypad
 from casestore.models import Contact, OutboundCall
 from casestore.operators import create_operator
-from gateway import jobs
 from gateway.app import create_app
 from gateway.settings import load_settings
+from gateway.workers import jobs
 from sms.phone import normalise_phone, sms_unreachable_reason
 from tests.conftest import TWILIO_SID, app_env, set_worker_env
 from tests.console.conftest import PASSWORD, log_in
@@ -99,7 +99,7 @@ class Stack:
     def burst(self, config: Config | None = None) -> None:
         """The worker's --burst: due messages and calls sent (with `config`'s [delivery])."""
         from casestore.db import make_engine
-        from gateway.worker import run_burst
+        from gateway.workers.worker import run_burst
 
         engine = make_engine(self.db_url)
         try:

@@ -19,12 +19,12 @@ from casestore.calls import CallStatus
 from casestore.config import Config
 from casestore.db import make_engine
 from casestore.models import Contact, OutboundCall
-from gateway import jobs, worker
 from gateway.app import create_app
-from gateway.missed_call import AT_REJECT, TWILIO_REJECT
+from gateway.routes.missed_call import AT_REJECT, TWILIO_REJECT
+from gateway.routes.voice_africastalking import PATH
 from gateway.settings import load_settings
-from gateway.voice_africastalking import PATH
-from gateway.worker import run_burst
+from gateway.workers import jobs, worker
+from gateway.workers.worker import run_burst
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env, set_worker_env
 from tests.fakeprovider import FakeProvider
 from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, counts, sign

@@ -25,11 +25,12 @@ from starlette.testclient import TestClient
 from casestore.config import Config
 from casestore.db import make_engine
 from casestore.models import DeadLetter
-from gateway import outage, worker
+from gateway import outage
 from gateway.app import create_app
 from gateway.redisconn import connect
 from gateway.runtime import Runtime
 from gateway.settings import load_settings
+from gateway.workers import worker
 from tests.conftest import PUBLIC_URL, app_env
 from tests.faults import TcpProxy
 from tests.gateway.test_ussd import Phone, tracking_in
@@ -219,11 +220,11 @@ def test_the_dispatcher_backs_off_quietly_while_the_database_is_down(
     unreachable.mkdir()  # SQLite cannot open it
     engine = make_engine(f"sqlite:///{unreachable}")
     stop = CountingStop(rounds=6)
-    with caplog.at_level(logging.ERROR, logger="gateway.worker"):
+    with caplog.at_level(logging.ERROR, logger="gateway.workers.worker"):
         worker._dispatch_loop(engine, worker.make_queue(connect(redis_url)), stop, 0.5, None, None)
     engine.dispose()
     assert stop.waits == sorted(stop.waits) and stop.waits[-1] > 8 * stop.waits[0]
-    assert len([r for r in caplog.records if r.name == "gateway.worker"]) == 1
+    assert len([r for r in caplog.records if r.name == "gateway.workers.worker"]) == 1
 
 
 def test_only_a_contact_neither_stored_nor_spooled_is_answered_503(

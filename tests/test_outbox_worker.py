@@ -13,9 +13,9 @@ from starlette.testclient import TestClient
 from casestore import outbox
 from casestore.db import make_engine
 from casestore.models import Contact, MessageStatus, OutboundMessage
-from gateway import jobs
 from gateway.rediskeys import RedisKeys, delete_all
-from gateway.worker import dispatch, make_queue, run_burst, sweep
+from gateway.workers import jobs
+from gateway.workers.worker import dispatch, make_queue, run_burst, sweep
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
 from tests.fakeprovider import FakeProvider
 from tests.helpers import Db, at_form, post_at

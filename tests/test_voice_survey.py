@@ -25,10 +25,10 @@ from casestore.models import Case, CaseEvent, Contact, OutboundCall, OutboundMes
 from feedback.rules import AfterCall, KeypadMove, after_unrated_call, read_keypad
 from feedback.surveys import send_due_surveys
 from feedback.voice import follow_up
-from gateway import jobs
 from gateway.app import create_app
 from gateway.settings import load_settings
-from gateway.worker import run_burst
+from gateway.workers import jobs
+from gateway.workers.worker import run_burst
 from tests.conftest import TWILIO_SID, app_env, set_worker_env
 from tests.fakeprovider import FakeProvider
 from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, admin_token, post_twilio, sign, twilio_form

@@ -40,11 +40,12 @@ from casestore.live_calls import (
     wrap_up,
 )
 from casestore.models import Operator, utcnow
-from gateway import livequeue, operator_leg
+from gateway import livequeue
 from gateway.console.auth import Viewer, language, login_required, render, runtime, templates
 from gateway.console.i18n import translator
 from gateway.livequeue import LiveCall
-from gateway.operator_leg import BridgeError
+from gateway.routes import operator_leg
+from gateway.routes.operator_leg import BridgeError
 from gateway.runtime import Runtime
 from gateway.senders import SendError
 from sms.phone import PhoneError, normalise_phone

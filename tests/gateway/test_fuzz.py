@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 
 from casestore.config import Config
 from gateway.app import create_app
-from gateway.openapi import document
+from gateway.routes.openapi import document
 from gateway.settings import Settings
 from gateway.twilio import compute_signature
 from tests.conftest import AT_TOKEN, PUBLIC_URL, TWILIO_TOKEN

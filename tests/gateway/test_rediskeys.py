@@ -13,7 +13,7 @@ from casestore.db import make_engine
 from gateway.menu_store import SessionStore
 from gateway.redisconn import connect
 from gateway.rediskeys import RedisKeys, delete_all, keys_for_config, keys_of
-from gateway.worker import dispatch, make_queue
+from gateway.workers.worker import dispatch, make_queue
 from ivr.machine import State
 from tests.fakeprovider import FakeProvider
 from tests.settings import REDIS_PREFIX, REDIS_URL

@@ -23,9 +23,9 @@ from starlette.testclient import TestClient
 from casestore.config import Config, load_config
 from casestore.models import CallbackRequest
 from casestore.tracking import find_digit_runs, generate
-from gateway import ussd
 from gateway.app import create_app
 from gateway.forms import BadRequest, parse_form
+from gateway.routes import ussd
 from gateway.settings import Settings, load_settings
 from ivr.machine import Action, Outcome, Screen, State, resume, start, step
 from ivr.menu import load_menu

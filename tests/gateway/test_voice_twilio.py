@@ -22,9 +22,9 @@ from casestore.config import load_config
 from casestore.menu_actions import spoken_tracking
 from casestore.models import CallbackRequest, Case
 from casestore.tracking import generate
-from gateway import voice_twilio
 from gateway.app import create_app
 from gateway.forms import BadRequest, parse_form
+from gateway.routes import voice_twilio
 from gateway.settings import load_settings
 from ivr.menu import load_menu
 from tests.conftest import app_env

@@ -12,7 +12,7 @@ another department's queue with new TwiML (Calls API). Every URL is signed like 
     POST /webhooks/twilio/operator/status               status callback of the operator's call
 
 Africa's Talking has no per-call URL: the operator's answered call arrives on the number's voice
-callback (gateway.voice_africastalking asks `at_leg_answer`) and is answered with
+callback (gateway.routes.voice_africastalking asks `at_leg_answer`) and is answered with
 `<Dequeue phoneNumber=AT_VOICE_NUMBER name=DEPT/>`, which bridges the longest-waiting caller.
 It has no way to move a live call between queues, so transfer is Twilio and simulator only.
 
@@ -51,11 +51,11 @@ from gateway import livequeue, twilio
 from gateway.calls import Caller, CallResult, OutboxCaller, caller_from_env
 from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.livequeue import LiveCall, Waiting
-from gateway.missed_call import TWILIO_CALL_STATUS
+from gateway.routes.missed_call import TWILIO_CALL_STATUS
+from gateway.routes.voice_twilio import QUEUE_PATH, WAIT_PATH, caller_phone, session_key
+from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
 from gateway.runtime import Runtime
 from gateway.senders import SendError, _network_error, _scrub
-from gateway.voice_twilio import QUEUE_PATH, WAIT_PATH, caller_phone, session_key
-from gateway.webhooks import public_url, refuse, runtime, unavailable
 
 log = logging.getLogger(__name__)
 

@@ -30,13 +30,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from casestore import calls
-from gateway import livequeue, operator_leg, voice_notice, voice_survey
+from gateway import livequeue
 from gateway.africastalking import PROVIDER, VoiceRequest, parse_voice, verify_token
 from gateway.forms import BadRequest, read_form
 from gateway.menu_session import Call, advance
-from gateway.missed_call import AT_REJECT, handle_missed_call, is_missed_call_number
+from gateway.routes import operator_leg, voice_notice, voice_survey
+from gateway.routes.missed_call import AT_REJECT, handle_missed_call, is_missed_call_number
+from gateway.routes.webhooks import refuse, runtime
 from gateway.runtime import Runtime
-from gateway.webhooks import refuse, runtime
 from ivr.machine import Expect, Screen
 from ivr.menu import Menu
 from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
@@ -55,7 +56,7 @@ LOCK_WAIT = 3.0
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 _INPUTS = {"d": "digits", "r": "recording"}
 # Speech the menu prompts do not cover; `[ivr.voice.<lang>]` may override each. "option" and
-# "sorry" say what gateway.voice_twilio says, so both providers sound the same.
+# "sorry" say what gateway.routes.voice_twilio says, so both providers sound the same.
 SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
     "es": {
         "option": "{label}: presione {key}.",

@@ -14,10 +14,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from gateway import simulator_access
 from gateway.forms import BadRequest, read_form
 from gateway.menu_session import Call, advance
 from gateway.runtime import Runtime
+from gateway.simulators import access as simulator_access
 from ivr.machine import Expect, Screen
 from sms.phone import PhoneError, sender_phone
 

@@ -4,7 +4,7 @@
         Twilio: the URL the worker places a notice call with; X-Twilio-Signature checked over
         VENTANILLA_PUBLIC_URL. The answer says the message twice and hangs up.
     Africa's Talking takes no URL per call: the answered call comes to the number's voice
-        callback, where gateway.voice_africastalking hands notice calls to `at_answered`.
+        callback, where gateway.routes.voice_africastalking hands notice calls to `at_answered`.
 
 The words are the outbound_calls row's `message` (casestore.reach.queue_notice_call). How the
 call ended comes back on the call status routes, as for every call the app places.
@@ -28,9 +28,9 @@ from casestore.models import OutboundCall
 from casestore.reach import NOTICE
 from gateway import africastalking, twilio
 from gateway.forms import BadRequest
+from gateway.routes.voice_twilio import verified_call
+from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
-from gateway.voice_twilio import verified_call
-from gateway.webhooks import refuse
 
 TWILIO_PATH = "/webhooks/twilio/notice"
 XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'

@@ -1,6 +1,6 @@
 """The OpenAPI 3 description of the JSON API, served at `GET /api/v1/openapi.json`.
 
-Written by hand beside the routes of `gateway.api`; a test checks that every `/api/v1` route
+Written by hand beside the routes of `gateway.routes.api`; a test checks that every `/api/v1` route
 of the app is described, and schemathesis drives the API from this document.
 """
 

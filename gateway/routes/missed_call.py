@@ -2,7 +2,7 @@
 
 The citizen pays nothing: the call is never answered, and the call-back (placed by the worker
 through VENTANILLA_VOICE_PROVIDER) runs the same voice menu. On Africa's Talking the trigger
-number's calls arrive on the ordinary voice callback (gateway.voice_africastalking asks
+number's calls arrive on the ordinary voice callback (gateway.routes.voice_africastalking asks
 `is_missed_call_number`); on Twilio the number's voice webhook points at
 `/webhooks/twilio/missed-call`. Twilio's status reports for the calls we place land here too.
 """
@@ -23,8 +23,8 @@ from casestore.calls import CallStatus, MissedCall
 from casestore.config import Config
 from gateway import twilio
 from gateway.forms import BadRequest, read_form, require, signed_fields
+from gateway.routes.webhooks import public_url, refuse, runtime
 from gateway.runtime import Runtime
-from gateway.webhooks import public_url, refuse, runtime
 from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
 
 log = logging.getLogger(__name__)

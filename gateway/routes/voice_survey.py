@@ -5,7 +5,7 @@
         X-Twilio-Signature checked over VENTANILLA_PUBLIC_URL.
     POST /webhooks/africastalking/survey?token=T&survey=ID&step=N&keyed=0|1
         Africa's Talking: each GetDigits callback. The answered call itself comes to the
-        number's voice callback, where gateway.voice_africastalking hands survey calls to
+        number's voice callback, where gateway.routes.voice_africastalking hands survey calls to
         `at_answered`; the final request (isActive=0) ends the call there like any other.
 
 How a call ended (Twilio's call status callback, AT's final request) is kept on its
@@ -37,9 +37,9 @@ from feedback.voice import VoiceScreen, answer_call, begin_call, prompt, survey_
 from gateway import africastalking, twilio
 from gateway.africastalking import parse_voice
 from gateway.forms import BadRequest, read_form, signed_fields
+from gateway.routes.voice_twilio import parse_call
+from gateway.routes.webhooks import public_url, refuse, runtime
 from gateway.runtime import Runtime
-from gateway.voice_twilio import parse_call
-from gateway.webhooks import public_url, refuse, runtime
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ Slots are spaced for 95% of the configured rate. A send goes out at or after its
 few milliseconds late (timers, a new connection, a busy machine); with exact spacing a late
 message next to an on-time one would put limit + 1 messages inside one second at the provider.
 Each worker process also keeps any limit + 1 of its own consecutive writes a second apart
-(gateway/jobs.py); the 5% headroom covers the seams between processes: `limit + 1` consecutive
-slots span 1/0.95 s, so a message up to ~50 ms late still cannot crowd the next process's.
+(gateway/workers/jobs.py); the 5% headroom covers the seams between processes:
+`limit + 1` consecutive slots span 1/0.95 s, so a message up to ~50 ms late still cannot crowd the
+next process's.
 
     [delivery]
     max_per_second = 0        # every sender; 0 = no limit

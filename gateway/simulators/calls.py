@@ -24,9 +24,11 @@ from starlette.templating import Jinja2Templates
 from casestore import calls
 from casestore.calls import OPERATOR_BRIDGE, CallStatus
 from casestore.models import OutboundCall
-from gateway import livequeue, operator_leg, simulator_access
+from gateway import livequeue
 from gateway.forms import BadRequest, form_id, read_form
+from gateway.routes import operator_leg
 from gateway.runtime import Runtime
+from gateway.simulators import access as simulator_access
 from sms.phone import PhoneError, contact_key, normalise_phone
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

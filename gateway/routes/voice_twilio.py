@@ -39,8 +39,8 @@ from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.menu_session import Call, advance, perform
 from gateway.menu_store import SessionStore
 from gateway.rediskeys import keys_of
+from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
 from gateway.runtime import Runtime
-from gateway.webhooks import public_url, refuse, runtime, unavailable
 from ivr.machine import Action, Expect, Screen, State, queue_wait, resume
 from ivr.menu import Menu
 from sms.phone import PhoneError, sender_phone

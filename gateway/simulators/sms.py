@@ -18,9 +18,10 @@ from starlette.templating import Jinja2Templates
 from casestore.inbound import Inbound
 from casestore.intake import IntakeRequest
 from casestore.models import Contact, Interaction, OutboundMessage
-from gateway import simulator_access, ussd
 from gateway.forms import BadRequest, read_form
+from gateway.routes import ussd
 from gateway.runtime import Runtime
+from gateway.simulators import access as simulator_access
 from sms.conversation import classify_sms
 from sms.phone import PhoneError, contact_key, normalise_phone
 

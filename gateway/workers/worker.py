@@ -24,7 +24,9 @@ from casestore.db import is_unreachable
 from casestore.models import Survey, SurveyStatus
 from feedback.surveys import send_due_surveys
 from feedback.voice import follow_up as follow_up_voice_surveys
-from gateway.jobs import (
+from gateway.rediskeys import keys_of
+from gateway.senders import CannotReconcile, SendError
+from gateway.workers.jobs import (
     caller_for,
     close_senders,
     configure_delivery,
@@ -32,9 +34,7 @@ from gateway.jobs import (
     send_messages,
     sender_for,
 )
-from gateway.rediskeys import keys_of
-from gateway.senders import CannotReconcile, SendError
-from gateway.sendrate import delivery_settings
+from gateway.workers.sendrate import delivery_settings
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""HTTP handlers: they parse, call the domain, and render through a provider."""
