@@ -19,15 +19,15 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from gateway.providers import registry
+from gateway.providers.base import Caller, CallResult, CannotReconcile, SendError
 from gateway.senders import (
     _CLOCK_SKEW,
-    CannotReconcile,
-    SendError,
     _json_object,
     _network_error,
     _scrub,
@@ -37,29 +37,6 @@ from gateway.senders import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CallResult:
-    """The provider accepted the call and is dialling (or the outbox recorded it)."""
-
-    provider_ref: str  # Twilio CallSid / Africa's Talking sessionId / outbox id
-    status: str  # the provider's word: "queued", "Queued", "recorded"
-
-
-class Caller(Protocol):
-    """Places one outbound call whose flow is the app's voice menu."""
-
-    name: str
-
-    def place_call(self, to: str, *, url: str | None, status_callback: str | None) -> CallResult:
-        """Dial `to`; `url` is where Twilio fetches the call's first instructions."""
-        ...
-
-    def find_placed(self, to: str, since: datetime) -> str | None:
-        """The provider's reference of a call we placed to `to` since `since`, if any;
-        CannotReconcile if the provider cannot be asked."""
-        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,7 +289,7 @@ def recordings_from_env(env: Mapping[str, str]) -> TwilioRecordings | None:
 # --------------------------------------------------------------------------------------------
 # Configuration
 
-CALLER_NAMES = ("twilio", "africastalking", "outbox")
+CALLER_NAMES = tuple(p.name for p in registry.PROVIDERS if p.voice)
 
 
 def _required(env: Mapping[str, str], variable: str) -> str:

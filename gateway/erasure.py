@@ -18,8 +18,8 @@ import redis
 
 from casestore.privacy import Recording
 from gateway.calls import recordings_from_env
+from gateway.providers.base import SendError
 from gateway.rediskeys import keys_of
-from gateway.senders import SendError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -34,70 +34,13 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client as TwilioClient
 
+from gateway.providers import registry
+from gateway.providers.base import CannotReconcile, SendError, SendResult, SmsSender
+
 logger = logging.getLogger(__name__)
 
 # Longest provider text kept in a SendError reason: enough to diagnose, short enough to store.
 _MAX_REASON = 300
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """The provider accepted the message."""
-
-    provider_ref: str  # Twilio Message sid / Africa's Talking messageId / outbox id
-    status: str  # the provider's status word as returned ("queued", "Success", "recorded")
-
-
-class SendError(Exception):
-    """The provider did not accept the message; `retryable` says whether trying again can help."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        retryable: bool,
-        code: str | None = None,
-        opted_out: bool = False,
-    ) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-        self.code = code
-        self.opted_out = opted_out
-
-    def __repr__(self) -> str:
-        return (
-            f"SendError({self.reason!r}, retryable={self.retryable}, code={self.code!r}, "
-            f"opted_out={self.opted_out})"
-        )
-
-
-class SmsSender(Protocol):
-    """Sends one SMS (or WhatsApp message, where the provider supports it)."""
-
-    name: str
-
-    @property
-    def sender_key(self) -> str:
-        """Who the provider counts a send against (provider + from number): the rate limit's key."""
-        ...
-
-    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult: ...
-
-    async def send_sms_async(
-        self, to: str, body: str, *, status_callback: str | None = None
-    ) -> SendResult:
-        """`send_sms` on the running event loop, on a connection pool shared by its calls."""
-        ...
-
-    async def aclose(self) -> None:
-        """Close the async connection pool (on the loop that used it)."""
-        ...
-
-    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
-        """The provider's id of this message if it was already sent; CannotReconcile if the
-        provider cannot be asked."""
-        ...
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
@@ -199,10 +142,6 @@ _TWILIO_RETRYABLE_CODES = frozenset(
     }
 )
 _CLOCK_SKEW = timedelta(minutes=2)
-
-
-class CannotReconcile(Exception):
-    """The provider offers no way to ask whether a message was already sent."""
 
 
 _TWILIO_OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient" (the citizen sent STOP)
@@ -589,7 +528,7 @@ class OutboxSender:
 # --------------------------------------------------------------------------------------------
 # Configuration
 
-SENDER_NAMES = ("twilio", "africastalking", "outbox")
+SENDER_NAMES = tuple(p.name for p in registry.PROVIDERS if p.sms)
 
 
 def required_env(env: Mapping[str, str], variable: str, purpose: str = "send SMS") -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROVIDERS = ("twilio", "africastalking", "outbox")
+from gateway.providers.registry import NAMES as PROVIDERS
 
 
 @dataclass(frozen=True)

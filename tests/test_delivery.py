@@ -27,8 +27,8 @@ from casestore.db import make_engine
 from casestore.models import Case, Contact, OutboundMessage, Survey
 from feedback.surveys import send_due_surveys
 from gateway import senders
+from gateway.providers.base import SendError, SendResult, SmsSender
 from gateway.rediskeys import keys_of
-from gateway.senders import SendError, SendResult, SmsSender
 from gateway.workers import jobs
 from gateway.workers.sendrate import DeliverySettings, SendRate, delivery_settings, send_interval
 from gateway.workers.worker import run_burst

@@ -13,15 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from gateway.senders import (
-    AfricasTalkingSender,
-    OutboxSender,
-    SendError,
-    SendResult,
-    SmsSender,
-    TwilioSender,
-    sender_from_env,
-)
+from gateway.providers.base import SendError, SendResult, SmsSender
+from gateway.senders import AfricasTalkingSender, OutboxSender, TwilioSender, sender_from_env
 from tests.fakeprovider import (
     AT_API_KEY,
     AT_USERNAME,

@@ -44,10 +44,10 @@ from gateway import livequeue
 from gateway.console.auth import Viewer, language, login_required, render, runtime, templates
 from gateway.console.i18n import translator
 from gateway.livequeue import LiveCall
+from gateway.providers.base import SendError
 from gateway.routes import operator_leg
 from gateway.routes.operator_leg import BridgeError
 from gateway.runtime import Runtime
-from gateway.senders import SendError
 from sms.phone import PhoneError, normalise_phone
 
 STREAM_SECONDS = 60  # then the stream ends and EventSource reconnects (bounded connections)

@@ -48,14 +48,16 @@ from casestore import calls
 from casestore.calls import CallStatus
 from casestore.models import Operator
 from gateway import livequeue, twilio
-from gateway.calls import Caller, CallResult, OutboxCaller, caller_from_env
+from gateway.calls import OutboxCaller, caller_from_env
 from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.livequeue import LiveCall, Waiting
+from gateway.providers.base import Caller, CallResult, SendError
+from gateway.providers.registry import provider_env
 from gateway.routes.missed_call import TWILIO_CALL_STATUS
 from gateway.routes.voice_twilio import QUEUE_PATH, WAIT_PATH, caller_phone, session_key
 from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
 from gateway.runtime import Runtime
-from gateway.senders import SendError, _network_error, _scrub
+from gateway.senders import _network_error, _scrub
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ def leg_url(rt: Runtime, department: str, call_sid: str | None) -> str:
 
 
 def _relevant_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in env.items() if k.startswith(("TWILIO_", "AT_"))))
+    return provider_env(env)
 
 
 @lru_cache(maxsize=8)

@@ -20,8 +20,10 @@ from sqlalchemy import Connection, Engine, select
 from casestore import calls, outbox
 from casestore.db import database_url, make_engine
 from casestore.reach import NOTICE
-from gateway.calls import Caller, caller_from_env
-from gateway.senders import SendError, SmsSender, sender_from_env, watch_write
+from gateway.calls import caller_from_env
+from gateway.providers.base import Caller, SendError, SmsSender
+from gateway.providers.registry import provider_env
+from gateway.senders import sender_from_env, watch_write
 from gateway.workers.sendrate import DeliverySettings, SendRate, send_interval
 
 log = logging.getLogger(__name__)
@@ -96,9 +98,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 def sender_for(provider: str) -> SmsSender:
     """The provider's client, rebuilt when its environment changes (one per process)."""
-    relevant = tuple(
-        sorted((k, v) for k, v in os.environ.items() if k.startswith(("TWILIO_", "AT_")))
-    )
+    relevant = provider_env(os.environ)
     timeout = _delivery.timeout_seconds
     key = (provider, (*relevant, ("timeout", str(timeout))))
     sender = _senders.get(key)
@@ -306,9 +306,7 @@ def caller_for(provider: str) -> Caller:
 
 
 def _caller(provider: str) -> Caller:
-    relevant = tuple(
-        sorted((k, v) for k, v in os.environ.items() if k.startswith(("TWILIO_", "AT_")))
-    )
+    relevant = provider_env(os.environ)
     return _caller_for(provider, relevant)
 
 

@@ -24,8 +24,8 @@ from casestore.db import is_unreachable
 from casestore.models import Survey, SurveyStatus
 from feedback.surveys import send_due_surveys
 from feedback.voice import follow_up as follow_up_voice_surveys
+from gateway.providers.base import CannotReconcile, SendError
 from gateway.rediskeys import keys_of
-from gateway.senders import CannotReconcile, SendError
 from gateway.workers.jobs import (
     caller_for,
     close_senders,

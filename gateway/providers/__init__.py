@@ -1,0 +1,1 @@
+"""One home per provider: `base` (the interfaces), `registry` (the one list), a package each."""

@@ -1,0 +1,147 @@
+"""What every provider offers the rest of the gateway: small typed interfaces and their results.
+
+A provider package (`gateway/providers/<name>/`) implements the parts it has: an `SmsSender`
+for outbound messages, a `Caller` for outbound calls. Every failure to send or call is a
+`SendError` saying whether a retry can help; secrets never appear in its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from casestore.inbound import Inbound, StatusUpdate
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The provider accepted the message."""
+
+    provider_ref: str  # Twilio Message sid / Africa's Talking messageId / outbox id
+    status: str  # the provider's status word as returned ("queued", "Success", "recorded")
+
+
+class SendError(Exception):
+    """The provider did not accept the message; `retryable` says whether trying again can help."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        code: str | None = None,
+        opted_out: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.code = code
+        self.opted_out = opted_out
+
+    def __repr__(self) -> str:
+        return (
+            f"SendError({self.reason!r}, retryable={self.retryable}, code={self.code!r}, "
+            f"opted_out={self.opted_out})"
+        )
+
+
+class CannotReconcile(Exception):
+    """The provider offers no way to ask whether a message was already sent."""
+
+
+class SmsSender(Protocol):
+    """Sends one SMS (or WhatsApp message, where the provider supports it)."""
+
+    name: str
+
+    @property
+    def sender_key(self) -> str:
+        """Who the provider counts a send against (provider + from number): the rate limit's key."""
+        ...
+
+    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult: ...
+
+    async def send_sms_async(
+        self, to: str, body: str, *, status_callback: str | None = None
+    ) -> SendResult:
+        """`send_sms` on the running event loop, on a connection pool shared by its calls."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the async connection pool (on the loop that used it)."""
+        ...
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        """The provider's id of this message if it was already sent; CannotReconcile if the
+        provider cannot be asked."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """The provider accepted the call and is dialling (or the outbox recorded it)."""
+
+    provider_ref: str  # Twilio CallSid / Africa's Talking sessionId / outbox id
+    status: str  # the provider's word: "queued", "Queued", "recorded"
+
+
+class Caller(Protocol):
+    """Places one outbound call whose flow is the app's voice menu."""
+
+    name: str
+
+    def place_call(self, to: str, *, url: str | None, status_callback: str | None) -> CallResult:
+        """Dial `to`; `url` is where Twilio fetches the call's first instructions."""
+        ...
+
+    def find_placed(self, to: str, since: datetime) -> str | None:
+        """The provider's reference of a call we placed to `to` since `since`, if any;
+        CannotReconcile if the provider cannot be asked."""
+        ...
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A provider's webhook as the route read it, before anything in it is trusted."""
+
+    url: str  # the public URL the provider called (VENTANILLA_PUBLIC_URL + path + raw query)
+    headers: Mapping[str, str]  # lower-case names
+    query: Mapping[str, str]
+    form: Mapping[str, str]  # urlencoded or multipart fields, cleaned ({} for a JSON body)
+    signed_form: Mapping[str, str]  # the same fields as received, for signatures over them
+    body: bytes  # the raw body, for signatures over it (a JSON provider signs its hash)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a route answers the provider: a body and its media type."""
+
+    body: str
+    media_type: str = "text/plain"
+
+
+class SmsWebhooks(Protocol):
+    """A provider's inbound SMS and delivery-status webhooks: verify, parse, answer.
+
+    `verify` and the parsers raise `gateway.forms.BadRequest` (403 for a bad signature or
+    token, 400 naming the bad field); they never touch the database or Redis.
+    """
+
+    name: str
+    sms_path: str  # e.g. "/webhooks/twilio/sms"
+    status_path: str  # e.g. "/webhooks/twilio/status"
+    replies_inline: bool  # the reply travels in the webhook's answer (TwiML), else via the outbox
+
+    def verify(self, request: WebhookRequest) -> None: ...
+
+    def parse_sms(
+        self, request: WebhookRequest, received_at: datetime, country: str
+    ) -> Inbound: ...
+
+    def parse_status(self, request: WebhookRequest) -> StatusUpdate: ...
+
+    def answer_sms(self, reply: str | None) -> Answer:
+        """The answer to an inbound message (`reply` is None or "" when nothing is said)."""
+        ...

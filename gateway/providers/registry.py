@@ -1,0 +1,42 @@
+"""The one list of providers: their names, the environment they read, and what they can do.
+
+Adding a provider is one line here plus its package under `gateway/providers/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    name: str  # as VENTANILLA_SMS_PROVIDER / VENTANILLA_VOICE_PROVIDER name it
+    env_prefixes: tuple[str, ...]  # the variables of the contract its clients read
+    sms: bool  # sends SMS
+    voice: bool  # places calls
+    transfers_live_calls: bool  # can move a caller in a live call (bridge to an operator)
+
+
+PROVIDERS: tuple[ProviderInfo, ...] = (
+    ProviderInfo("twilio", ("TWILIO_",), sms=True, voice=True, transfers_live_calls=True),
+    ProviderInfo("africastalking", ("AT_",), sms=True, voice=True, transfers_live_calls=True),
+    ProviderInfo("outbox", (), sms=True, voice=True, transfers_live_calls=True),
+)
+NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS)
+_BY_NAME = {p.name: p for p in PROVIDERS}
+ENV_PREFIXES: tuple[str, ...] = tuple(prefix for p in PROVIDERS for prefix in p.env_prefixes)
+
+
+def info(name: str) -> ProviderInfo:
+    """The provider called `name`; ValueError naming the known ones otherwise."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown provider {name!r}; expected one of {', '.join(NAMES)}") from None
+
+
+def provider_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Every provider's variables in `env`, sorted: what a client is built from, and the key
+    under which a built client is cached (a changed variable builds a new one)."""
+    return tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIXES)))
