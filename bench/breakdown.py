@@ -64,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from casestore.intake import IntakeRequest, process_sms
     from casestore.migrations import upgrade
     from feedback.surveys import SURVEYS
-    from gateway import twilio
     from gateway.forms import parse_form
+    from gateway.providers import twilio
     from sms.conversation import classify_sms
 
     config = load_config(env={})

@@ -167,7 +167,7 @@ class Bodies:
             query = "&".join(q for q in (f"token={AT_TOKEN}", query) if q)
         url = path + (f"?{query}" if query else "")
         if "/twilio/" in path:
-            from gateway.twilio import compute_signature
+            from gateway.providers.twilio import compute_signature
 
             parsed = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             signed_url = self.public_url + path + (f"?{query}" if query else "")
@@ -178,9 +178,9 @@ class Bodies:
 def expected_ref(path: str, body: bytes) -> tuple[str, str] | None:
     """(provider, provider id) the gateway stores for an inbound SMS it answered 200, derived
     by the gateway's own cleaning and parsing; None when it is not one."""
-    from gateway import africastalking, twilio
     from gateway.clean_input import clean_form, form_needs_cleaning
     from gateway.forms import BadRequest, parse_form
+    from gateway.providers import africastalking, twilio
 
     data = clean_form(body) if form_needs_cleaning(body) else body
     try:

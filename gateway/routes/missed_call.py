@@ -21,8 +21,8 @@ from starlette.routing import Route
 from casestore import calls
 from casestore.calls import CallStatus, MissedCall
 from casestore.config import Config
-from gateway import twilio
 from gateway.forms import BadRequest, read_form, require, signed_fields
+from gateway.providers import twilio
 from gateway.routes.webhooks import public_url, refuse, runtime
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone

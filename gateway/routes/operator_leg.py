@@ -47,10 +47,11 @@ from twilio.twiml.voice_response import VoiceResponse
 from casestore import calls
 from casestore.calls import CallStatus
 from casestore.models import Operator
-from gateway import livequeue, twilio
+from gateway import livequeue
 from gateway.calls import OutboxCaller, caller_from_env
 from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.livequeue import LiveCall, Waiting
+from gateway.providers import twilio
 from gateway.providers.base import Caller, CallResult, SendError
 from gateway.providers.registry import provider_env
 from gateway.routes.missed_call import TWILIO_CALL_STATUS

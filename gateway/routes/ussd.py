@@ -27,10 +27,11 @@ from casestore.db import is_database_error, is_unreachable
 from casestore.fit import column_length, fit_ref
 from casestore.menu_actions import ussd_limit_hit
 from casestore.models import Interaction
-from gateway import africastalking, dead_letters
+from gateway import dead_letters
 from gateway.forms import BadRequest, read_form, require
 from gateway.menu_session import Call, advance, operators_open, perform
 from gateway.menu_store import SessionStore, decode_state
+from gateway.providers import africastalking
 from gateway.redis_batch import batch_for
 from gateway.runtime import Runtime
 from ivr.machine import Channel, Context, Expect, Outcome, Screen, State, resume, start, step

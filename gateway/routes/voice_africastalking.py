@@ -31,9 +31,9 @@ from starlette.routing import BaseRoute, Route
 
 from casestore import calls
 from gateway import livequeue
-from gateway.africastalking import PROVIDER, VoiceRequest, parse_voice, verify_token
 from gateway.forms import BadRequest, read_form
 from gateway.menu_session import Call, advance
+from gateway.providers.africastalking import PROVIDER, VoiceRequest, parse_voice, verify_token
 from gateway.routes import operator_leg, voice_notice, voice_survey
 from gateway.routes.missed_call import AT_REJECT, handle_missed_call, is_missed_call_number
 from gateway.routes.webhooks import refuse, runtime

@@ -26,8 +26,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from casestore import calls
 from casestore.models import OutboundCall
 from casestore.reach import NOTICE
-from gateway import africastalking, twilio
 from gateway.forms import BadRequest
+from gateway.providers import africastalking, twilio
 from gateway.routes.voice_twilio import verified_call
 from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime

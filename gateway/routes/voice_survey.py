@@ -34,9 +34,9 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from casestore import calls
 from feedback.voice import VoiceScreen, answer_call, begin_call, prompt, survey_of_call
-from gateway import africastalking, twilio
-from gateway.africastalking import parse_voice
 from gateway.forms import BadRequest, read_form, signed_fields
+from gateway.providers import africastalking, twilio
+from gateway.providers.africastalking import parse_voice
 from gateway.routes.voice_twilio import parse_call
 from gateway.routes.webhooks import public_url, refuse, runtime
 from gateway.runtime import Runtime

@@ -34,10 +34,11 @@ from starlette.routing import BaseRoute, Route
 from twilio.twiml.voice_response import VoiceResponse
 
 from casestore.menu_actions import spoken_tracking
-from gateway import livequeue, twilio
+from gateway import livequeue
 from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.menu_session import Call, advance, perform
 from gateway.menu_store import SessionStore
+from gateway.providers import twilio
 from gateway.rediskeys import keys_of
 from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
 from gateway.runtime import Runtime

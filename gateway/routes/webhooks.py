@@ -15,9 +15,10 @@ from casestore.db import is_unreachable
 from casestore.inbound import Inbound, IntakeResult, StatusUpdate
 from casestore.intake import IntakeRequest
 from casestore.writer import StoreUnavailable
-from gateway import africastalking, dead_letters, outage, twilio
+from gateway import dead_letters, outage
 from gateway.clean_input import RAW_QUERY
 from gateway.forms import BadRequest, read_form, signed_fields
+from gateway.providers import africastalking, twilio
 from gateway.runtime import Runtime
 from sms.conversation import Plan, classify_sms
 from sms.segments import to_gsm7

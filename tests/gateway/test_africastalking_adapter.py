@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from casestore.inbound import Inbound, StatusUpdate
-from gateway import africastalking
 from gateway.forms import BadRequest, parse_form
+from gateway.providers import africastalking
 
 TESTDATA = json.loads(
     (Path(__file__).parent / "testdata" / "africastalking_sms.json").read_text(encoding="utf-8")

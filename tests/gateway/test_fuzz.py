@@ -24,9 +24,9 @@ from starlette.testclient import TestClient
 
 from casestore.config import Config
 from gateway.app import create_app
+from gateway.providers.twilio import compute_signature
 from gateway.routes.openapi import document
 from gateway.settings import Settings
-from gateway.twilio import compute_signature
 from tests.conftest import AT_TOKEN, PUBLIC_URL, TWILIO_TOKEN
 from tests.helpers import counts, post_twilio, twilio_form
 

@@ -12,8 +12,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from casestore.inbound import Inbound, StatusUpdate
-from gateway import twilio
 from gateway.forms import BadRequest, parse_form
+from gateway.providers import twilio
 
 TESTDATA = json.loads(
     (Path(__file__).parent / "testdata" / "twilio_sms.json").read_text(encoding="utf-8")
