@@ -31,7 +31,7 @@ from gateway.runtime import Runtime
 from gateway.simulators import access as simulator_access
 from sms.phone import PhoneError, contact_key, normalise_phone
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 PROVIDER = "simulator"
 DEFAULT_PHONE = "+54 9 11 5555 0001"
 

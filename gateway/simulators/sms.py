@@ -25,7 +25,7 @@ from gateway.simulators import access as simulator_access
 from sms.conversation import classify_sms
 from sms.phone import PhoneError, contact_key, normalise_phone
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 DEFAULT_PHONE = "+54 9 11 5555 0001"
 PROVIDER = "simulator"
 

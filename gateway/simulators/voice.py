@@ -21,7 +21,7 @@ from gateway.simulators import access as simulator_access
 from ivr.machine import Expect, Screen
 from sms.phone import PhoneError, sender_phone
 
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 PROVIDER = "simulator"
 DEFAULT_PHONE = "+54 9 11 5555 0001"
 
