@@ -16,6 +16,8 @@ from casestore.inbound import IntakeResult
 from casestore.intake import IntakeRequest, process_sms
 from casestore.writer import GroupCommitWriter
 from gateway.menu_store import SessionStore
+from gateway.providers import registry
+from gateway.providers.base import SmsWebhooks
 from gateway.redisconn import connect
 from gateway.rediskeys import RedisKeys, keys_for_config
 from gateway.settings import Settings
@@ -33,6 +35,7 @@ class Runtime:
     menu: Menu
     spool: Spool
     surveys: SurveyHooks  # what intake and closing a case call for surveys (feedback's)
+    sms_webhooks: dict[str, SmsWebhooks]  # by provider name, from the registry
     _redis: redis.Redis | None = field(default=None)
     _menu_store: SessionStore | None = field(default=None)
 
@@ -82,4 +85,5 @@ def build_runtime(settings: Settings, config: Config, *, surveys: SurveyHooks) -
         menu=load_menu(config),
         spool=Spool(spool_dir(config.raw)),
         surveys=surveys,
+        sms_webhooks=registry.sms_webhooks(settings.env),
     )

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from casestore.inbound import Inbound, StatusUpdate
+from gateway.forms import parse_form
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,27 @@ class WebhookRequest:
 
     url: str  # the public URL the provider called (VENTANILLA_PUBLIC_URL + path + raw query)
     headers: Mapping[str, str]  # lower-case names
-    query: Mapping[str, str]
-    form: Mapping[str, str]  # urlencoded or multipart fields, cleaned ({} for a JSON body)
-    signed_form: Mapping[str, str]  # the same fields as received, for signatures over them
-    body: bytes  # the raw body, for signatures over it (a JSON provider signs its hash)
+    query: Mapping[str, str]  # cleaned
+    body: bytes  # cleaned (see gateway.clean_input): what is parsed and stored
+    raw_body: bytes  # as received: what a signature covers
+
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+    def form(self) -> dict[str, str]:
+        """The urlencoded fields, cleaned; 400 for any other body."""
+        return parse_form(self.body, self.headers.get("content-type"))
+
+    def signed_form(self) -> dict[str, str]:
+        """The urlencoded fields as received (blank ones too), for a signature over them."""
+        return parse_form(self.raw_body, self.headers.get("content-type"))
+
+    def received_fields(self) -> dict[str, str]:
+        """What was received, for a dead letter: the fields of a form, else the body's text."""
+        if self.content_type == "application/x-www-form-urlencoded":
+            return self.signed_form()
+        return {"body": self.raw_body.decode("utf-8", "replace")}
 
 
 @dataclass(frozen=True)
@@ -125,13 +143,12 @@ class Answer:
 class SmsWebhooks(Protocol):
     """A provider's inbound SMS and delivery-status webhooks: verify, parse, answer.
 
-    `verify` and the parsers raise `gateway.forms.BadRequest` (403 for a bad signature or
-    token, 400 naming the bad field); they never touch the database or Redis.
+    Built once per process from the environment (`SmsWebhooksFactory`). `verify` and the
+    parsers raise `gateway.forms.BadRequest` (403 for a bad signature or token, 400 naming
+    the bad field); none of them touches the database or Redis.
     """
 
     name: str
-    sms_path: str  # e.g. "/webhooks/twilio/sms"
-    status_path: str  # e.g. "/webhooks/twilio/status"
     replies_inline: bool  # the reply travels in the webhook's answer (TwiML), else via the outbox
 
     def verify(self, request: WebhookRequest) -> None: ...
@@ -145,3 +162,16 @@ class SmsWebhooks(Protocol):
     def answer_sms(self, reply: str | None) -> Answer:
         """The answer to an inbound message (`reply` is None or "" when nothing is said)."""
         ...
+
+    def answer_status(self) -> Answer:
+        """The answer to a status callback the registry recorded."""
+        ...
+
+
+class SmsWebhooksFactory(Protocol):
+    """A provider's SmsWebhooks class: where its webhooks live, and how to build it."""
+
+    sms_path: str  # e.g. "/webhooks/twilio/sms"
+    status_path: str  # e.g. "/webhooks/twilio/status"
+
+    def __call__(self, env: Mapping[str, str]) -> SmsWebhooks: ...

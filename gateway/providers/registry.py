@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.providers.africastalking.webhooks import AfricasTalkingWebhooks
+from gateway.providers.base import SmsWebhooks, SmsWebhooksFactory
+from gateway.providers.twilio.webhooks import TwilioWebhooks
+
 
 @dataclass(frozen=True)
 class ProviderInfo:
@@ -16,11 +20,26 @@ class ProviderInfo:
     sms: bool  # sends SMS
     voice: bool  # places calls
     transfers_live_calls: bool  # can move a caller in a live call (bridge to an operator)
+    sms_webhooks: SmsWebhooksFactory | None = None  # receives SMS and delivery statuses
 
 
 PROVIDERS: tuple[ProviderInfo, ...] = (
-    ProviderInfo("twilio", ("TWILIO_",), sms=True, voice=True, transfers_live_calls=True),
-    ProviderInfo("africastalking", ("AT_",), sms=True, voice=True, transfers_live_calls=True),
+    ProviderInfo(
+        "twilio",
+        ("TWILIO_",),
+        sms=True,
+        voice=True,
+        transfers_live_calls=True,
+        sms_webhooks=TwilioWebhooks,
+    ),
+    ProviderInfo(
+        "africastalking",
+        ("AT_",),
+        sms=True,
+        voice=True,
+        transfers_live_calls=True,
+        sms_webhooks=AfricasTalkingWebhooks,
+    ),
     ProviderInfo("outbox", (), sms=True, voice=True, transfers_live_calls=True),
 )
 NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS)
@@ -40,3 +59,8 @@ def provider_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """Every provider's variables in `env`, sorted: what a client is built from, and the key
     under which a built client is cached (a changed variable builds a new one)."""
     return tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIXES)))
+
+
+def sms_webhooks(env: Mapping[str, str]) -> dict[str, SmsWebhooks]:
+    """Every provider's SMS webhooks, built from the environment (one set per process)."""
+    return {p.name: p.sms_webhooks(env) for p in PROVIDERS if p.sms_webhooks is not None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
@@ -17,8 +18,9 @@ from casestore.intake import IntakeRequest
 from casestore.writer import StoreUnavailable
 from gateway import dead_letters, outage
 from gateway.clean_input import RAW_QUERY
-from gateway.forms import BadRequest, read_form, signed_fields
-from gateway.providers import africastalking, twilio
+from gateway.forms import RAW_BODY, BadRequest, read_body
+from gateway.providers import registry
+from gateway.providers.base import WebhookRequest
 from gateway.runtime import Runtime
 from sms.conversation import Plan, classify_sms
 from sms.segments import to_gsm7
@@ -49,8 +51,10 @@ def unavailable() -> Response:
 
 
 async def store(
-    request: Request, inbound: Inbound, reply_inline: bool, form: dict[str, str]
+    request: Request, inbound: Inbound, reply_inline: bool, fields: dict[str, str]
 ) -> IntakeResult | None:
+    """Store a parsed contact (spooled in an outage, a dead letter if refused); `fields` is
+    what was received, kept raw if the database refuses the contact."""
     rt = runtime(request)
     plan = classify_sms(inbound.text, rt.config)
     intake = IntakeRequest(inbound, plan, reply_inline)
@@ -63,7 +67,7 @@ async def store(
             return await _spool(rt, intake)  # an outage: kept locally, replayed later
         # The database is up but refused it (or a defect): kept raw as a dead letter.
         log.error("intake failed for %s message: %s", inbound.provider, type(exc).__name__)
-        return await keep_refused(request, inbound, plan, form, exc)
+        return await keep_refused(request, inbound, plan, fields, exc)
 
 
 async def _spool(rt: Runtime, intake: IntakeRequest) -> IntakeResult | None:
@@ -77,7 +81,7 @@ async def _spool(rt: Runtime, intake: IntakeRequest) -> IntakeResult | None:
 
 
 async def keep_refused(
-    request: Request, inbound: Inbound, plan: Plan, form: dict[str, str], exc: Exception
+    request: Request, inbound: Inbound, plan: Plan, fields: dict[str, str], exc: Exception
 ) -> IntakeResult | None:
     """The database is up but refused this message: keep it raw as a dead letter and
     acknowledge it (no receipt: there is no case); None when it could not be kept at all."""
@@ -90,7 +94,7 @@ async def keep_refused(
         route=request.url.path,
         provider_ref=inbound.provider_ref,
         department=category.department if category is not None else None,
-        fields=signed_fields(request, form),
+        fields=fields,
         exc=exc,
     )
     if not kept:
@@ -104,26 +108,41 @@ async def keep_refused(
     return IntakeResult(duplicate=False, reply=reply, action="dead_letter")
 
 
-async def twilio_sms(request: Request) -> Response:
-    rt = runtime(request)
-    try:
-        form = await read_form(request)
-        twilio.verify_signature(
-            rt.settings.twilio_auth_token,
-            public_url(request),
-            signed_fields(request, form),
-            request.headers.get("x-twilio-signature"),
-        )
-        inbound = twilio.parse_sms(form, datetime.now(UTC), rt.config.country)
-    except BadRequest as exc:
-        return refuse(exc)
-    result = await store(request, inbound, reply_inline=True, form=form)
-    if result is None:
-        return unavailable()
-    return Response(twilio.render_sms_reply(result.reply), media_type="application/xml")
+async def read_webhook(request: Request) -> WebhookRequest:
+    """The request as the provider sent it (413 over 64 KiB), for an adapter to verify."""
+    body = await read_body(request)
+    return WebhookRequest(
+        url=public_url(request),
+        headers=request.headers,
+        query=request.query_params,
+        body=body,
+        raw_body=request.scope.get(RAW_BODY, body),
+    )
 
 
-async def _apply_status(request: Request, update: StatusUpdate) -> Response:
+def inbound_sms(provider: str) -> Callable[[Request], Awaitable[Response]]:
+    """The route for `provider`'s inbound messages: verify, parse, store, answer."""
+
+    async def route(request: Request) -> Response:
+        rt = runtime(request)
+        adapter = rt.sms_webhooks[provider]
+        try:
+            webhook = await read_webhook(request)
+            adapter.verify(webhook)
+            inbound = adapter.parse_sms(webhook, datetime.now(UTC), rt.config.country)
+        except BadRequest as exc:
+            return refuse(exc)
+        result = await store(request, inbound, adapter.replies_inline, webhook.received_fields())
+        if result is None:
+            return unavailable()
+        answer = adapter.answer_sms(result.reply if adapter.replies_inline else None)
+        return Response(answer.body, media_type=answer.media_type)
+
+    return route
+
+
+async def _apply_status(request: Request, update: StatusUpdate) -> Response | None:
+    """None once recorded; else the answer that says why not."""
     rt = runtime(request)
 
     def work() -> bool:
@@ -137,53 +156,35 @@ async def _apply_status(request: Request, update: StatusUpdate) -> Response:
         return unavailable()
     if not known:
         return PlainTextResponse("unknown message id", status_code=404)
-    return PlainTextResponse("ok")
+    return None
 
 
-async def twilio_status(request: Request) -> Response:
-    rt = runtime(request)
-    try:
-        form = await read_form(request)
-        twilio.verify_signature(
-            rt.settings.twilio_auth_token,
-            public_url(request),
-            signed_fields(request, form),
-            request.headers.get("x-twilio-signature"),
-        )
-        update = twilio.parse_status(form)
-    except BadRequest as exc:
-        return refuse(exc)
-    return await _apply_status(request, update)
+def delivery_status(provider: str) -> Callable[[Request], Awaitable[Response]]:
+    """The route for `provider`'s delivery statuses: verify, parse, record on the outbox."""
 
+    async def route(request: Request) -> Response:
+        adapter = runtime(request).sms_webhooks[provider]
+        try:
+            webhook = await read_webhook(request)
+            adapter.verify(webhook)
+            update = adapter.parse_status(webhook)
+        except BadRequest as exc:
+            return refuse(exc)
+        refused = await _apply_status(request, update)
+        if refused is not None:
+            return refused
+        answer = adapter.answer_status()
+        return Response(answer.body, media_type=answer.media_type)
 
-async def at_sms(request: Request) -> Response:
-    rt = runtime(request)
-    try:
-        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
-        form = await read_form(request)
-        inbound = africastalking.parse_sms(form, datetime.now(UTC), rt.config.country)
-    except BadRequest as exc:
-        return refuse(exc)
-    result = await store(request, inbound, reply_inline=False, form=form)
-    if result is None:
-        return unavailable()
-    return PlainTextResponse("ok")
-
-
-async def at_delivery(request: Request) -> Response:
-    rt = runtime(request)
-    try:
-        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
-        form = await read_form(request)
-        update = africastalking.parse_delivery(form)
-    except BadRequest as exc:
-        return refuse(exc)
-    return await _apply_status(request, update)
+    return route
 
 
 routes = [
-    Route("/webhooks/twilio/sms", twilio_sms, methods=["POST"]),
-    Route("/webhooks/twilio/status", twilio_status, methods=["POST"]),
-    Route("/webhooks/africastalking/sms", at_sms, methods=["POST"]),
-    Route("/webhooks/africastalking/delivery", at_delivery, methods=["POST"]),
+    route
+    for p in registry.PROVIDERS
+    if p.sms_webhooks is not None
+    for route in (
+        Route(p.sms_webhooks.sms_path, inbound_sms(p.name), methods=["POST"]),
+        Route(p.sms_webhooks.status_path, delivery_status(p.name), methods=["POST"]),
+    )
 ]
