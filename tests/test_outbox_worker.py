@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from rq import SimpleWorker
 from sqlalchemy import insert, select, update
 from starlette.testclient import TestClient
 
@@ -15,6 +16,8 @@ from casestore.db import make_engine
 from casestore.models import Contact, MessageStatus, OutboundMessage
 from gateway.rediskeys import RedisKeys, delete_all
 from gateway.workers import jobs
+from gateway.workers.jobs import configure_delivery
+from gateway.workers.sendrate import delivery_settings
 from gateway.workers.worker import dispatch, make_queue, run_burst, sweep
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN
 from tests.fakeprovider import FakeProvider
@@ -307,3 +310,32 @@ def test_interrupted_twilio_send_not_found_is_resent_once(
     assert len(fake_provider.messages) == 1
     with Db(db_url) as db:
         assert db.outbox()[0].status == "sent"
+
+
+# rq stores a job's function by dotted name: jobs queued before the gateway moved into
+# subpackages name `gateway.jobs.*`, and an upgraded worker must still run them.
+def test_a_job_queued_under_the_old_name_still_sends(
+    client: TestClient,
+    db_url: str,
+    worker_env: redis.Redis,
+    fake_provider: FakeProvider,
+) -> None:
+    post_at(client, at_form("Necesito turno para el DNI"))
+    engine = make_engine(db_url)
+    try:
+        configure_delivery(delivery_settings(None), worker_env)
+        queue = make_queue(worker_env)
+        assert dispatch(engine, queue) == 1
+        (job,) = queue.get_jobs()
+        assert job.func_name == "gateway.workers.jobs.send_messages"  # what new jobs name
+        ids = job.args[0]
+        job.delete()
+        # What a worker from before the move left in Redis.
+        queue.enqueue("gateway.jobs.send_messages", ids)
+        SimpleWorker([queue], connection=worker_env).work(burst=True)
+    finally:
+        engine.dispose()
+    (sent,) = fake_provider.messages
+    with Db(db_url) as db:
+        (message,) = db.outbox()
+        assert (message.status, message.provider_ref) == ("sent", sent.ref)
