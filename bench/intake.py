@@ -166,9 +166,10 @@ def free_port() -> int:
 
 @dataclass
 class Target:
-    name: str  # bare | sqlite | pg
+    name: str  # bare | sqlite | pg, or sqlite@base | pg@base (the --baseline checkout)
     port: int
     env: dict[str, str]
+    root: Path = ROOT  # the checkout whose gateway this target serves
     database_url: str | None = None
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
@@ -200,8 +201,8 @@ def start_server(target: Target, workdir: Path) -> None:
                 "--port",
                 str(target.port),
             ],
-            cwd=ROOT,
-            env=target.env,
+            cwd=target.root,
+            env={**target.env, "PYTHONPATH": str(target.root)},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -233,11 +234,11 @@ def tail(path: Path | None, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def migrate(env: dict[str, str]) -> None:
+def migrate(env: dict[str, str], root: Path = ROOT) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "migrate"],
-        cwd=ROOT,
-        env=env,
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -540,7 +541,7 @@ def report(targets: list[Target], args: argparse.Namespace, wrk: str) -> None:
                     f"{ratio:.2f}",
                     f"{usage.server / wall:.2f}",
                     f"{res['wrk_cpu'] / wall:.2f}",
-                    f"{usage.postgres / wall:.2f}" if t.name == "pg" else "-",
+                    f"{usage.postgres / wall:.2f}" if t.name.startswith("pg") else "-",
                     f"{2 * usage.machine_busy / max(usage.machine_total, 1e-9):.2f}",
                     f"{1e6 * usage.server / max(res['requests'], 1):.0f}",
                 ]
@@ -617,7 +618,8 @@ def report(targets: list[Target], args: argparse.Namespace, wrk: str) -> None:
         kind = "bare" if t.name == "bare" else "real"
         server = ["python", "-m", "bench.serve_app", kind, "--port", str(t.port)]
         load = wrk_command("wrk", t, args.seconds, "REQUESTS_FILE", args)
-        print(f"  {t.name}: server  {shlex.join(server)}")
+        where = "" if t.root == ROOT else f"  (cwd {t.root})"
+        print(f"  {t.name}: server  {shlex.join(server)}{where}")
         print(f"  {t.name}: load    {shlex.join(load)}")
 
 
@@ -639,41 +641,44 @@ def resources(args: argparse.Namespace) -> Iterator[tuple[list[Target], Path]]:
         VENTANILLA_SIMULATOR="0",
     )
     pg_name = f"ventanilla_bench_{run_tag}"
-    pg_created = False
+    pg_created: list[str] = []
     targets: list[Target] = []
     try:
         bare = Target("bare", free_port(), dict(base_env))
         bare.source = RequestSource(bare.url, run_tag, workdir, unique=False)
         targets.append(bare)
         wanted = ["sqlite", "pg"] if args.only is None else [args.only]
+        roots = [("", ROOT)] + ([("@base", args.baseline)] if args.baseline else [])
         for name in wanted:
-            port = free_port()
-            if name == "sqlite":
-                url = f"sqlite:///{workdir / 'bench.db'}"
-            else:
-                create_pg_database(args.pg_admin_url, pg_name)
-                pg_created = True
-                url = pg_url(args.pg_admin_url, pg_name)
-            env = dict(base_env)
-            env.update(
-                VENTANILLA_DATABASE_URL=url,
-                VENTANILLA_PUBLIC_URL=f"http://{HOST}:{port}",
-            )
-            t = Target(name, port, env, database_url=url)
-            t.source = RequestSource(t.url, run_tag, workdir, unique=True)
-            migrate(env)
-            targets.append(t)
+            for suffix, root in roots:
+                port = free_port()
+                if name == "sqlite":
+                    url = f"sqlite:///{workdir / f'bench{suffix}.db'}"
+                else:
+                    database = pg_name + suffix.replace("@", "_")
+                    create_pg_database(args.pg_admin_url, database)
+                    pg_created.append(database)
+                    url = pg_url(args.pg_admin_url, database)
+                env = dict(base_env)
+                env.update(
+                    VENTANILLA_DATABASE_URL=url,
+                    VENTANILLA_PUBLIC_URL=f"http://{HOST}:{port}",
+                )
+                t = Target(name + suffix, port, env, root=root, database_url=url)
+                t.source = RequestSource(t.url, run_tag, workdir, unique=True)
+                migrate(env, root)
+                targets.append(t)
         for t in targets:
             start_server(t, workdir)
         yield targets, workdir
     finally:
         for t in targets:
             stop_server(t)
-        if pg_created:
+        for database in pg_created:
             try:
-                drop_pg_database(args.pg_admin_url, pg_name)
+                drop_pg_database(args.pg_admin_url, database)
             except Exception as exc:
-                print(f"bench: could not drop database {pg_name}: {exc}", file=sys.stderr)
+                print(f"bench: could not drop database {database}: {exc}", file=sys.stderr)
         if args.keep:
             print(f"bench: kept {workdir}", file=sys.stderr)
         else:
@@ -711,7 +716,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--redis-url", default=os.environ.get("VENTANILLA_BENCH_REDIS_URL", DEFAULT_REDIS)
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="also serve the gateway of this checkout (an earlier revision: `git worktree add "
+        "DIR REV`) beside each database, in the same alternating rounds, for a side-by-side "
+        "comparison; it runs on this checkout's virtualenv",
+    )
     args = p.parse_args(argv)
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "gateway" / "app.py").is_file():
+            p.error(f"--baseline {args.baseline}: not a Ventanilla checkout")
     if args.seconds <= 0 or args.warmup < 0 or args.rounds < 1:
         p.error("--seconds must be > 0, --warmup >= 0, --rounds >= 1")
     if args.seconds * args.rounds > 600:
@@ -724,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.chdir(ROOT)
     check_signer()
     wrk = find_wrk()
-    targets_count = 1 + (2 if args.only is None else 1)
+    targets_count = 1 + (2 if args.only is None else 1) * (2 if args.baseline else 1)
     estimate = targets_count * args.rounds * (args.seconds + args.warmup)
     print(
         f"bench: {targets_count} targets x {args.rounds} rounds x "
