@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import redis
 
 from casestore.privacy import Recording
-from gateway.calls import recordings_from_env
 from gateway.providers.base import SendError
+from gateway.providers.twilio.recordings import TwilioRecordings
 from gateway.rediskeys import keys_of
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def delete_recordings(env: Mapping[str, str], recordings: list[Recording]) -> Pr
     outcome.manual.extend(r.url for r in recordings if r not in twilio)
     if not twilio:
         return outcome
-    api = recordings_from_env(env)
+    api = TwilioRecordings.from_env(env)
     if api is None:
         outcome.manual.extend(r.url for r in twilio)
         return outcome

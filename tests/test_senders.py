@@ -13,8 +13,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from gateway.providers.africastalking.sender import AfricasTalkingSender
 from gateway.providers.base import SendError, SendResult, SmsSender
-from gateway.senders import AfricasTalkingSender, OutboxSender, TwilioSender, sender_from_env
+from gateway.providers.outbox.sender import OutboxSender
+from gateway.providers.registry import build_sender as sender_from_env
+from gateway.providers.twilio.sender import TwilioSender
 from tests.fakeprovider import (
     AT_API_KEY,
     AT_USERNAME,

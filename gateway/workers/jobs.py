@@ -20,10 +20,9 @@ from sqlalchemy import Connection, Engine, select
 from casestore import calls, outbox
 from casestore.db import database_url, make_engine
 from casestore.reach import NOTICE
-from gateway.calls import caller_from_env
 from gateway.providers.base import Caller, SendError, SmsSender
-from gateway.providers.registry import provider_env
-from gateway.senders import sender_from_env, watch_write
+from gateway.providers.http import watch_write
+from gateway.providers.registry import build_caller, build_sender, provider_env
 from gateway.workers.sendrate import DeliverySettings, SendRate, send_interval
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def sender_for(provider: str) -> SmsSender:
     key = (provider, (*relevant, ("timeout", str(timeout))))
     sender = _senders.get(key)
     if sender is None:
-        sender = _senders[key] = sender_from_env(provider, dict(relevant), timeout=timeout)
+        sender = _senders[key] = build_sender(provider, dict(relevant), timeout=timeout)
     return sender
 
 
@@ -297,7 +296,7 @@ def _record(
 
 @lru_cache(maxsize=16)
 def _caller_for(provider: str, env: tuple[tuple[str, str], ...]) -> Caller:
-    return caller_from_env(provider, dict(env))
+    return build_caller(provider, dict(env))
 
 
 def caller_for(provider: str) -> Caller:
