@@ -1,10 +1,13 @@
 """The one list of providers: their names, the environment they read, and what they can do.
 
-Adding a provider is one line here plus its package under `gateway/providers/`.
+Adding a provider is one line here plus its package under `gateway/providers/`. The clients
+built here are cached per process: one per provider, environment and timeout.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -125,3 +128,50 @@ def build_caller(name: str, env: Mapping[str, str]) -> Caller:
     if factory is None:
         raise ValueError(f"{name} does not place calls; expected one of {', '.join(VOICE_NAMES)}")
     return factory(env)
+
+
+# ---------------------------------------------------------------- the one client cache
+
+_Env = tuple[tuple[str, str], ...]
+_lock = threading.Lock()
+_senders: dict[tuple[str, _Env, float], SmsSender] = {}
+_callers: dict[tuple[str, _Env], Caller] = {}
+
+
+def sender(name: str, *, timeout: float = 10.0, env: Mapping[str, str] | None = None) -> SmsSender:
+    """The SMS sender of provider `name` for this process, built from the providers'
+    variables of `env` (os.environ by default); a changed variable or timeout builds a new one.
+    ValueError when the provider is unknown or a variable it needs is missing."""
+    relevant = provider_env(os.environ if env is None else env)
+    key = (name, relevant, timeout)
+    with _lock:
+        found = _senders.get(key)
+        if found is None:
+            found = _senders[key] = build_sender(name, dict(relevant), timeout=timeout)
+    return found
+
+
+def caller(name: str, *, env: Mapping[str, str] | None = None) -> Caller:
+    """The caller of provider `name` for this process, as `sender` builds and caches it."""
+    relevant = provider_env(os.environ if env is None else env)
+    key = (name, relevant)
+    with _lock:
+        found = _callers.get(key)
+        if found is None:
+            found = _callers[key] = build_caller(name, dict(relevant))
+    return found
+
+
+async def aclose_senders() -> None:
+    """Close the async connection pools of the cached senders (on the loop that used them)."""
+    with _lock:
+        senders = list(_senders.values())
+    for cached in senders:
+        await cached.aclose()
+
+
+def forget_clients() -> None:
+    """Drop every cached client: the next use builds a new one (tests, and before a fork)."""
+    with _lock:
+        _senders.clear()
+        _callers.clear()

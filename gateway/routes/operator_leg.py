@@ -50,11 +50,9 @@ from casestore.models import Operator
 from gateway import livequeue
 from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.livequeue import LiveCall, Waiting
-from gateway.providers import twilio
+from gateway.providers import registry, twilio
 from gateway.providers.base import Caller, CallResult, SendError
 from gateway.providers.errors import network_error, scrub
-from gateway.providers.outbox.caller import OutboxCaller
-from gateway.providers.registry import build_caller, provider_env
 from gateway.routes.missed_call import TWILIO_CALL_STATUS
 from gateway.routes.voice_twilio import QUEUE_PATH, WAIT_PATH, caller_phone, session_key
 from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
@@ -115,23 +113,9 @@ def leg_url(rt: Runtime, department: str, call_sid: str | None) -> str:
 # ---------------------------------------------------------------- placing the operator's call
 
 
-def _relevant_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return provider_env(env)
-
-
-@lru_cache(maxsize=8)
-def _caller_for(provider: str, env: tuple[tuple[str, str], ...]) -> Caller:
-    return build_caller(provider, dict(env))
-
-
-_outbox = OutboxCaller()
-
-
 def caller(rt: Runtime, provider: str) -> Caller:
-    """The client that places the operator's call (one per provider and environment)."""
-    if provider == "outbox":
-        return _outbox
-    return _caller_for(provider, _relevant_env(rt.settings.env))
+    """The client that places the operator's call (the registry's, for this environment)."""
+    return registry.caller(provider, env=rt.settings.env)
 
 
 def bridge_provider(rt: Runtime, entry: Waiting) -> str:
