@@ -1,10 +1,11 @@
 """Erasure outside the database, after the registry's part (casestore.privacy) committed.
 
 Redis keys named by the erased phones go (a menu session the citizen may resume, the
-simulator's call), and recordings kept by a provider are deleted there: Twilio through its
-recordings API; Africa's Talking has no deletion API, so its recording URLs are listed for an
-operator to delete by hand in the provider's dashboard. Nothing here fails the erasure: what
-could not be deleted is listed, like the recordings without an API.
+simulator's call), and recordings kept by a provider are deleted there through the provider's
+recordings API (`ProviderInfo.recordings`: Twilio's); Africa's Talking has no deletion API, so
+its recording URLs are listed for an operator to delete by hand in the provider's dashboard.
+Nothing here fails the erasure: what could not be deleted is listed, like the recordings
+without an API.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from dataclasses import dataclass, field
 import redis
 
 from casestore.privacy import Recording
-from gateway.calls import recordings_from_env
-from gateway.providers.base import SendError
+from gateway.providers import registry
+from gateway.providers.base import RecordingsApi, SendError
 from gateway.rediskeys import keys_of
 
 log = logging.getLogger(__name__)
-
-_TWILIO_RECORDING = re.compile(r"/Recordings/(RE[0-9a-fA-F]{32})")
 
 
 def _phone_key_prefixes(client: redis.Redis) -> tuple[str, ...]:
@@ -100,32 +99,48 @@ def _forget_phone_keys(client: redis.Redis, phones: Iterable[str]) -> int:
 def delete_recordings(env: Mapping[str, str], recordings: list[Recording]) -> ProviderErasure:
     """Delete what each provider keeps; list what cannot be deleted through an API."""
     outcome = ProviderErasure()
-    twilio = [r for r in recordings if r.provider == "twilio" or "twilio.com" in r.url]
-    outcome.manual.extend(r.url for r in recordings if r not in twilio)
-    if not twilio:
-        return outcome
-    api = recordings_from_env(env)
-    if api is None:
-        outcome.manual.extend(r.url for r in twilio)
-        return outcome
-    sids: dict[str, str] = {}  # recording sid -> the URL it is known by
-    for rec in twilio:
-        match = _TWILIO_RECORDING.search(rec.url)
-        if match:
-            sids.setdefault(match.group(1), rec.url)
+    apis = [(p.name, p.recordings) for p in registry.PROVIDERS if p.recordings is not None]
+    owned: dict[str, list[Recording]] = {name: [] for name, _ in apis}
+    for rec in recordings:
+        owner = next((n for n, api in apis if rec.provider == n or api.host in rec.url), None)
+        if owner is None:
+            outcome.manual.append(rec.url)  # a provider without a deletion API
+        else:
+            owned[owner].append(rec)
+    for name, api in apis:
+        if owned[name]:
+            _delete_at(api, env, owned[name], outcome)
+    return outcome
+
+
+def _delete_at(
+    api: RecordingsApi,
+    env: Mapping[str, str],
+    recordings: list[Recording],
+    outcome: ProviderErasure,
+) -> None:
+    """Delete one provider's recordings: those its URLs name, and those of the erased calls."""
+    client = api.from_env(env)
+    if client is None:  # no account configured here: an operator deletes them by hand
+        outcome.manual.extend(r.url for r in recordings)
+        return
+    refs: dict[str, str] = {}  # recording ref -> the URL it is known by
+    for rec in recordings:
+        ref = api.ref_of(rec.url)
+        if ref:
+            refs.setdefault(ref, rec.url)
         else:
             outcome.manual.append(rec.url)
-    for call_ref in sorted({r.call_ref for r in twilio if r.call_ref}):
+    for call_ref in sorted({r.call_ref for r in recordings if r.call_ref}):
         try:
-            for sid in api.of_call(call_ref):
-                sids.setdefault(sid, sid)
+            for ref in client.of_call(call_ref):
+                refs.setdefault(ref, ref)
         except SendError as exc:
             log.warning("could not list the recordings of an erased call: %s", exc.reason)
-    for sid, url in sids.items():
+    for ref, url in refs.items():
         try:
-            api.delete(sid)
-            outcome.deleted.append(sid)
+            client.delete(ref)
+            outcome.deleted.append(ref)
         except SendError as exc:
             log.warning("could not delete an erased recording: %s", exc.reason)
             outcome.failed.append(url)
-    return outcome

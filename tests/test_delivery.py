@@ -26,7 +26,7 @@ from casestore.config import Config, ConfigError, load_config
 from casestore.db import make_engine
 from casestore.models import Case, Contact, OutboundMessage, Survey
 from feedback.surveys import send_due_surveys
-from gateway import senders
+from gateway.providers import http
 from gateway.providers.base import SendError, SendResult, SmsSender
 from gateway.rediskeys import keys_of
 from gateway.workers import jobs
@@ -170,7 +170,8 @@ def test_async_send_puts_the_same_request_on_the_wire(provider: str, fast: bool)
 
 @pytest.mark.parametrize("provider", ["twilio", "africastalking"])
 def test_async_timeout_is_retryable(provider: str) -> None:
-    from gateway.senders import AfricasTalkingSender, TwilioSender
+    from gateway.providers.africastalking.sender import AfricasTalkingSender
+    from gateway.providers.twilio.sender import TwilioSender
     from tests.fakeprovider import AT_API_KEY, AT_USERNAME, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
 
     with FakeProvider() as fake:
@@ -260,7 +261,7 @@ class LateFirstWrite:
             await asyncio.sleep(0.08)
         loop = asyncio.get_running_loop()
         self.writes.append(loop.time())
-        await senders._on_request_written(None, None, None)  # what aiohttp's trace reports
+        await http.on_request_written(None, None, None)  # what aiohttp's trace reports
         return SendResult(f"ref-{len(self.writes)}", "queued")
 
 

@@ -35,7 +35,8 @@ USED_WITHOUT_IMPORT = {
 }
 # Declared but not imported, each with why it stays declared. Empty: an unused dependency is
 # removed (the Africa's Talking SDK went in issue 8: the senders and callers use its documented
-# REST API, because SDK 2.0.3 drops the HTTP status of an error, see gateway/senders.py).
+# REST API, because SDK 2.0.3 drops the HTTP status of an error, see
+# gateway/providers/africastalking/rest.py).
 DECLARED_UNUSED: set[str] = set()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.senders import TwilioSender
+from gateway.providers.twilio.sender import TwilioSender
 
 
 def test_real_twilio_host_is_refused() -> None:

@@ -13,8 +13,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from gateway.providers import registry
+from gateway.providers.africastalking.sender import AfricasTalkingSender
 from gateway.providers.base import SendError, SendResult, SmsSender
-from gateway.senders import AfricasTalkingSender, OutboxSender, TwilioSender, sender_from_env
+from gateway.providers.outbox.sender import OutboxSender
+from gateway.providers.registry import build_sender as sender_from_env
+from gateway.providers.twilio.sender import TwilioSender
 from tests.fakeprovider import (
     AT_API_KEY,
     AT_USERNAME,
@@ -500,3 +504,28 @@ def test_sender_from_env_names_the_missing_variable(name: str, missing: str) -> 
 def test_sender_from_env_refuses_unknown_provider() -> None:
     with pytest.raises(ValueError, match="twilio, africastalking, outbox"):
         sender_from_env("carrier-pigeon", {})
+
+
+def test_registry_builds_one_sender_per_environment_and_timeout(fake: FakeProvider) -> None:
+    env = {
+        "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": TWILIO_FROM,
+        "TWILIO_API_BASE_URL": fake.url,
+        "VENTANILLA_PUBLIC_URL": "https://ventanilla.example",  # not a provider's variable
+    }
+    try:
+        first = registry.sender("twilio", timeout=5.0, env=env)
+        assert (
+            registry.sender("twilio", timeout=5.0, env={**env, "VENTANILLA_PUBLIC_URL": ""})
+            is first
+        )
+        assert registry.sender("twilio", timeout=2.0, env=env) is not first
+        changed = registry.sender(
+            "twilio", timeout=5.0, env={**env, "TWILIO_FROM_NUMBER": "+5491155550009"}
+        )
+        assert changed is not first
+        changed.send_sms(CITIZEN, "hola")
+        assert fake.requests[-1].form["From"] == "+5491155550009"
+    finally:
+        registry.forget_clients()

@@ -1,9 +1,9 @@
 """Live calls in the console: the waiting queue (server-sent events), take call, the caller's
 page during the call (open a case, transfer), and the wrap-up.
 
-"Take call" rings the operator's phone directly through gateway.calls, in the request, not
-through the outbound_calls outbox: the worker polls the outbox (half a second, more under
-load) and retries with back-off for minutes, while a bridge is only worth placing now — a
+"Take call" rings the operator's phone directly through the voice provider's caller, in the
+request, not through the outbound_calls outbox: the worker polls the outbox (half a second, more
+under load) and retries with back-off for minutes, while a bridge is only worth placing now — a
 retry after the caller hung up would ring an operator for nobody. The call is still written to
 outbound_calls once placed (kind operator_bridge), never as pending, so the worker never dials
 it and the provider's status callbacks and the simulator find it.

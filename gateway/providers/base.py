@@ -103,6 +103,33 @@ class Caller(Protocol):
         ...
 
 
+class Recordings(Protocol):
+    """Call recordings a provider keeps for the account: found per call, deleted on erasure.
+    Failures are `SendError`s, as for sending."""
+
+    def of_call(self, call_ref: str) -> list[str]:
+        """The provider's references of the recordings of one call."""
+        ...
+
+    def delete(self, recording_ref: str) -> None:
+        """Delete one recording; one already gone is not an error."""
+        ...
+
+
+class RecordingsApi(Protocol):
+    """A provider's recordings client class: which recordings are its own, and how to build it."""
+
+    host: str  # part of every URL of its recordings ("twilio.com")
+
+    def from_env(self, env: Mapping[str, str]) -> Recordings | None:
+        """The client of the deployment's account, or None when no account is configured."""
+        ...
+
+    def ref_of(self, url: str) -> str | None:
+        """The recording's reference in one of its URLs, if the URL names one."""
+        ...
+
+
 @dataclass(frozen=True)
 class WebhookRequest:
     """A provider's webhook as the route read it, before anything in it is trusted."""

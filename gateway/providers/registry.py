@@ -1,16 +1,46 @@
 """The one list of providers: their names, the environment they read, and what they can do.
 
-Adding a provider is one line here plus its package under `gateway/providers/`.
+Adding a provider is one line here plus its package under `gateway/providers/`. The clients
+built here are cached per process: one per provider, environment and timeout.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
+from gateway.providers.africastalking import caller as at_caller
+from gateway.providers.africastalking import sender as at_sender
 from gateway.providers.africastalking.webhooks import AfricasTalkingWebhooks
-from gateway.providers.base import SmsWebhooks, SmsWebhooksFactory
+from gateway.providers.base import (
+    Caller,
+    RecordingsApi,
+    SmsSender,
+    SmsWebhooks,
+    SmsWebhooksFactory,
+)
+from gateway.providers.outbox import caller as outbox_caller
+from gateway.providers.outbox import sender as outbox_sender
+from gateway.providers.twilio import caller as twilio_caller
+from gateway.providers.twilio import sender as twilio_sender
+from gateway.providers.twilio.recordings import TwilioRecordings
 from gateway.providers.twilio.webhooks import TwilioWebhooks
+
+
+class SenderFactory(Protocol):
+    """Builds a provider's SMS sender from the environment; ValueError names what is missing.
+    `timeout` is how long one request may take ([delivery] timeout_seconds)."""
+
+    def __call__(self, env: Mapping[str, str], *, timeout: float) -> SmsSender: ...
+
+
+class CallerFactory(Protocol):
+    """Builds a provider's caller from the environment; ValueError names what is missing."""
+
+    def __call__(self, env: Mapping[str, str]) -> Caller: ...
 
 
 @dataclass(frozen=True)
@@ -21,6 +51,9 @@ class ProviderInfo:
     voice: bool  # places calls
     transfers_live_calls: bool  # can move a caller in a live call (bridge to an operator)
     sms_webhooks: SmsWebhooksFactory | None = None  # receives SMS and delivery statuses
+    sender: SenderFactory | None = None  # sends SMS (with `sms`)
+    caller: CallerFactory | None = None  # places calls (with `voice`)
+    recordings: RecordingsApi | None = None  # keeps call recordings it can delete
 
 
 PROVIDERS: tuple[ProviderInfo, ...] = (
@@ -31,6 +64,9 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         voice=True,
         transfers_live_calls=True,
         sms_webhooks=TwilioWebhooks,
+        sender=twilio_sender.sender_from_env,
+        caller=twilio_caller.caller_from_env,
+        recordings=TwilioRecordings,
     ),
     ProviderInfo(
         "africastalking",
@@ -39,10 +75,22 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         voice=True,
         transfers_live_calls=True,
         sms_webhooks=AfricasTalkingWebhooks,
+        sender=at_sender.sender_from_env,
+        caller=at_caller.caller_from_env,
     ),
-    ProviderInfo("outbox", (), sms=True, voice=True, transfers_live_calls=True),
+    ProviderInfo(
+        "outbox",
+        (),
+        sms=True,
+        voice=True,
+        transfers_live_calls=True,
+        sender=outbox_sender.sender_from_env,
+        caller=outbox_caller.caller_from_env,
+    ),
 )
 NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS)
+SMS_NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS if p.sender is not None)
+VOICE_NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS if p.caller is not None)
 _BY_NAME = {p.name: p for p in PROVIDERS}
 ENV_PREFIXES: tuple[str, ...] = tuple(prefix for p in PROVIDERS for prefix in p.env_prefixes)
 
@@ -64,3 +112,66 @@ def provider_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 def sms_webhooks(env: Mapping[str, str]) -> dict[str, SmsWebhooks]:
     """Every provider's SMS webhooks, built from the environment (one set per process)."""
     return {p.name: p.sms_webhooks(env) for p in PROVIDERS if p.sms_webhooks is not None}
+
+
+def build_sender(name: str, env: Mapping[str, str], *, timeout: float = 10.0) -> SmsSender:
+    """A new SMS sender of provider `name`, configured from `env` (its variables only)."""
+    factory = info(name).sender
+    if factory is None:
+        raise ValueError(f"{name} does not send SMS; expected one of {', '.join(SMS_NAMES)}")
+    return factory(env, timeout=timeout)
+
+
+def build_caller(name: str, env: Mapping[str, str]) -> Caller:
+    """A new caller of provider `name`, configured from `env` (its variables only)."""
+    factory = info(name).caller
+    if factory is None:
+        raise ValueError(f"{name} does not place calls; expected one of {', '.join(VOICE_NAMES)}")
+    return factory(env)
+
+
+# ---------------------------------------------------------------- the one client cache
+
+_Env = tuple[tuple[str, str], ...]
+_lock = threading.Lock()
+_senders: dict[tuple[str, _Env, float], SmsSender] = {}
+_callers: dict[tuple[str, _Env], Caller] = {}
+
+
+def sender(name: str, *, timeout: float = 10.0, env: Mapping[str, str] | None = None) -> SmsSender:
+    """The SMS sender of provider `name` for this process, built from the providers'
+    variables of `env` (os.environ by default); a changed variable or timeout builds a new one.
+    ValueError when the provider is unknown or a variable it needs is missing."""
+    relevant = provider_env(os.environ if env is None else env)
+    key = (name, relevant, timeout)
+    with _lock:
+        found = _senders.get(key)
+        if found is None:
+            found = _senders[key] = build_sender(name, dict(relevant), timeout=timeout)
+    return found
+
+
+def caller(name: str, *, env: Mapping[str, str] | None = None) -> Caller:
+    """The caller of provider `name` for this process, as `sender` builds and caches it."""
+    relevant = provider_env(os.environ if env is None else env)
+    key = (name, relevant)
+    with _lock:
+        found = _callers.get(key)
+        if found is None:
+            found = _callers[key] = build_caller(name, dict(relevant))
+    return found
+
+
+async def aclose_senders() -> None:
+    """Close the async connection pools of the cached senders (on the loop that used them)."""
+    with _lock:
+        senders = list(_senders.values())
+    for cached in senders:
+        await cached.aclose()
+
+
+def forget_clients() -> None:
+    """Drop every cached client: the next use builds a new one (tests, and before a fork)."""
+    with _lock:
+        _senders.clear()
+        _callers.clear()

@@ -48,17 +48,15 @@ from casestore import calls
 from casestore.calls import CallStatus
 from casestore.models import Operator
 from gateway import livequeue
-from gateway.calls import OutboxCaller, caller_from_env
 from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.livequeue import LiveCall, Waiting
-from gateway.providers import twilio
+from gateway.providers import registry, twilio
 from gateway.providers.base import Caller, CallResult, SendError
-from gateway.providers.registry import provider_env
+from gateway.providers.errors import network_error, scrub
 from gateway.routes.missed_call import TWILIO_CALL_STATUS
 from gateway.routes.voice_twilio import QUEUE_PATH, WAIT_PATH, caller_phone, session_key
 from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
 from gateway.runtime import Runtime
-from gateway.senders import _network_error, _scrub
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +113,9 @@ def leg_url(rt: Runtime, department: str, call_sid: str | None) -> str:
 # ---------------------------------------------------------------- placing the operator's call
 
 
-def _relevant_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return provider_env(env)
-
-
-@lru_cache(maxsize=8)
-def _caller_for(provider: str, env: tuple[tuple[str, str], ...]) -> Caller:
-    return caller_from_env(provider, dict(env))
-
-
-_outbox = OutboxCaller()
-
-
 def caller(rt: Runtime, provider: str) -> Caller:
-    """The client that places the operator's call (one per provider and environment)."""
-    if provider == "outbox":
-        return _outbox
-    return _caller_for(provider, _relevant_env(rt.settings.env))
+    """The client that places the operator's call (the registry's, for this environment)."""
+    return registry.caller(provider, env=rt.settings.env)
 
 
 def bridge_provider(rt: Runtime, entry: Waiting) -> str:
@@ -190,11 +174,11 @@ def redirect_twilio_call(rt: Runtime, call_sid: str, twiml: str) -> None:
         client.calls(call_sid).update(twiml=twiml)
     except TwilioException as exc:
         status = getattr(exc, "status", None)
-        text = _scrub(f"twilio HTTP {status}: {getattr(exc, 'msg', exc)}", (token,))
+        text = scrub(f"twilio HTTP {status}: {getattr(exc, 'msg', exc)}", (token,))
         retryable = isinstance(status, int) and (status == 429 or status >= 500)
         raise SendError(text, retryable=retryable) from None
     except requests.RequestException as exc:
-        raise _network_error("twilio", exc, (token,)) from None
+        raise network_error("twilio", exc, (token,)) from None
 
 
 def _queue_step(rt: Runtime, call_sid: str) -> int:

@@ -20,10 +20,9 @@ from sqlalchemy import Connection, Engine, select
 from casestore import calls, outbox
 from casestore.db import database_url, make_engine
 from casestore.reach import NOTICE
-from gateway.calls import caller_from_env
-from gateway.providers.base import Caller, SendError, SmsSender
-from gateway.providers.registry import provider_env
-from gateway.senders import sender_from_env, watch_write
+from gateway.providers import registry
+from gateway.providers.base import SendError, SmsSender
+from gateway.providers.http import watch_write
 from gateway.workers.sendrate import DeliverySettings, SendRate, send_interval
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ MAX_WAIT = 30.0
 JOB_BUDGET = 10.0
 
 _opened: list[Engine] = []
-_senders: dict[tuple[str, tuple[tuple[str, str], ...]], SmsSender] = {}
 _loop: asyncio.AbstractEventLoop | None = None
 _delivery = DeliverySettings()
 _rate: SendRate | None = None
@@ -72,19 +70,17 @@ def dispose_engines() -> None:
     _engine_for.cache_clear()
     # Provider clients keep pooled keep-alive connections too (a stale one fails a send).
     close_senders()
-    _caller_for.cache_clear()
 
 
 def close_senders() -> None:
     """Close the provider clients: async pools on the loop that opened them, then the loop."""
     global _loop
     if _loop is not None and not _loop.is_closed():
-        for sender in list(_senders.values()):
-            _loop.run_until_complete(sender.aclose())
+        _loop.run_until_complete(registry.aclose_senders())
         _loop.run_until_complete(_loop.shutdown_asyncgens())
         _loop.close()
     _loop = None
-    _senders.clear()
+    registry.forget_clients()
     _written.clear()
 
 
@@ -97,14 +93,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def sender_for(provider: str) -> SmsSender:
-    """The provider's client, rebuilt when its environment changes (one per process)."""
-    relevant = provider_env(os.environ)
-    timeout = _delivery.timeout_seconds
-    key = (provider, (*relevant, ("timeout", str(timeout))))
-    sender = _senders.get(key)
-    if sender is None:
-        sender = _senders[key] = sender_from_env(provider, dict(relevant), timeout=timeout)
-    return sender
+    """The provider's client with this process's [delivery] timeout (the registry caches it)."""
+    return registry.sender(provider, timeout=_delivery.timeout_seconds)
 
 
 def _status_callback(provider: str) -> str | None:
@@ -295,21 +285,6 @@ def _record(
 # ---------------------------------------------------------------- outbound calls
 
 
-@lru_cache(maxsize=16)
-def _caller_for(provider: str, env: tuple[tuple[str, str], ...]) -> Caller:
-    return caller_from_env(provider, dict(env))
-
-
-def caller_for(provider: str) -> Caller:
-    """The provider's call client (one per process and environment)."""
-    return _caller(provider)
-
-
-def _caller(provider: str) -> Caller:
-    relevant = provider_env(os.environ)
-    return _caller_for(provider, relevant)
-
-
 def _call_urls(call: calls.ClaimedCall) -> tuple[str | None, str | None]:
     """(instructions URL, status callback) for a Twilio call; AT and the outbox take none."""
     if call.provider != "twilio":
@@ -350,7 +325,7 @@ def place_calls(call_ids: list[int]) -> dict[str, int]:
             continue
         try:
             url, status_callback = _call_urls(claimed)
-            result = _caller(claimed.provider).place_call(
+            result = registry.caller(claimed.provider).place_call(
                 claimed.to_address, url=url, status_callback=status_callback
             )
         except (SendError, ValueError) as exc:

@@ -24,10 +24,10 @@ from casestore.db import is_unreachable
 from casestore.models import Survey, SurveyStatus
 from feedback.surveys import send_due_surveys
 from feedback.voice import follow_up as follow_up_voice_surveys
+from gateway.providers import registry
 from gateway.providers.base import CannotReconcile, SendError
 from gateway.rediskeys import keys_of
 from gateway.workers.jobs import (
-    caller_for,
     close_senders,
     configure_delivery,
     place_calls,
@@ -158,7 +158,7 @@ def reconcile_calls(engine: Engine, unsettled: list[calls.UnsettledCall]) -> int
     return _settle_each(
         engine,
         unsettled,
-        lambda r: caller_for(r.provider).find_placed(r.to_address, r.since),
+        lambda r: registry.caller(r.provider).find_placed(r.to_address, r.since),
         calls.settle,
         "call ",
     )
