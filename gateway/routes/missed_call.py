@@ -23,16 +23,13 @@ from casestore.calls import CallStatus, MissedCall
 from casestore.config import Config
 from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.providers import twilio
+from gateway.providers.twilio import voice as twilio_voice
 from gateway.routes.webhooks import public_url, refuse, runtime
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
 
 log = logging.getLogger(__name__)
 
-AT_REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject/></Response>'
-# "busy": the caller hears a busy tone. Twilio's default ("rejected") plays a not-in-service
-# message, which would tell the citizen the number is wrong.
-TWILIO_REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
 _SEEN_SECONDS = 24 * 3600
 
 
@@ -111,7 +108,7 @@ async def twilio_missed_call(request: Request) -> Response:
     except BadRequest as exc:
         return refuse(exc)
     await handle_missed_call(rt, twilio.PROVIDER, form["CallSid"].strip(), phone)
-    return Response(TWILIO_REJECT, media_type="application/xml")
+    return Response(twilio_voice.REJECT, media_type="application/xml")
 
 
 # Twilio CallStatus -> what it means for a call we placed.

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
-from xml.sax.saxutils import escape, quoteattr
 
 import redis
 import requests
@@ -42,7 +41,6 @@ from starlette.routing import BaseRoute, Route
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client as TwilioClient
-from twilio.twiml.voice_response import VoiceResponse
 
 from casestore import calls
 from casestore.calls import CallStatus
@@ -52,54 +50,30 @@ from gateway.calls import OutboxCaller, caller_from_env
 from gateway.forms import BadRequest, read_form, require, signed_fields
 from gateway.livequeue import LiveCall, Waiting
 from gateway.providers import twilio
+from gateway.providers.africastalking import voice as at_voice
 from gateway.providers.base import Caller, CallResult, SendError
 from gateway.providers.registry import provider_env
+from gateway.providers.twilio import voice as twilio_voice
 from gateway.routes.missed_call import TWILIO_CALL_STATUS
-from gateway.routes.voice_twilio import QUEUE_PATH, WAIT_PATH, caller_phone, session_key
+from gateway.routes.voice_twilio import caller_phone, session_key
 from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
 from gateway.runtime import Runtime
 from gateway.senders import _network_error, _scrub
+from ivr.speech import speech
 
 log = logging.getLogger(__name__)
 
 LEG_PATH = "/webhooks/twilio/operator"
 BRIDGED_PATH = LEG_PATH + "/bridged"
 LEG_STATUS_PATH = LEG_PATH + "/status"
-DIAL_TIMEOUT = 20  # seconds the operator's leg waits for the caller to reach its queue
 TRANSFER_STEP = 5000  # action steps of transfers: far from the menu's own step numbers
 _ANSWER_SECONDS = 600
 
-SPEECH: Mapping[str, Mapping[str, str]] = {
-    "es": {
-        "operator_notice": "Ventanilla: llamada para {department}. Lo conectamos.",
-        "connecting": "Le comunicamos con una persona.",
-        "transfer": "Le transferimos a {department}. Aguarde en linea, por favor.",
-        "over": "La llamada termino.",
-        "goodbye": "Gracias por llamar. Hasta luego.",
-    },
-    "en": {
-        "operator_notice": "Ventanilla: a call for {department}. Connecting you.",
-        "connecting": "Connecting you to a person.",
-        "transfer": "We are transferring you to {department}. Please hold.",
-        "over": "The call has ended.",
-        "goodbye": "Thank you for calling. Goodbye.",
-    },
-}
 FINAL = frozenset({CallStatus.COMPLETED, CallStatus.UNANSWERED, CallStatus.FAILED})
 
 
 class BridgeError(Exception):
     """The operator cannot be connected to this caller as the deployment is set up."""
-
-
-def speech(rt: Runtime, language: str, name: str, **values: str) -> str:
-    table = SPEECH.get(language) or SPEECH["en"]
-    return table[name].format(**values)
-
-
-def _voice(rt: Runtime, language: str) -> dict[str, str]:
-    table: Mapping[str, Any] = rt.config.raw.get("ivr", {}).get("voice", {}).get(language, {})
-    return {k: str(table[k]) for k in ("language", "voice") if table.get(k)}
 
 
 def private_queue(department: str, call_sid: str) -> str:
@@ -206,23 +180,14 @@ def _queue_step(rt: Runtime, call_sid: str) -> int:
 
 
 def transfer_twiml(rt: Runtime, entry: Waiting, department: str, step: int) -> str:
-    """The caller's new TwiML: a word, then the other department's queue (same wait URLs as
-    the IVR's, so the caller hears their position and may leave a call-back request)."""
-    base = rt.settings.public_url
-    flags = {"q": department, "u": "1" if entry.urgent else "0"}
-    label = rt.config.departments[department].label(entry.language)
-    response = VoiceResponse()
-    response.say(
-        speech(rt, entry.language, "transfer", department=label), **_voice(rt, entry.language)
+    """The caller's new TwiML: a word, then the other department's queue."""
+    lang = entry.language
+    label = rt.config.departments[department].label(lang)
+    text = speech(rt.config, lang, "transfer", department=label)
+    voice = twilio_voice.voice_of(rt.config, lang)
+    return twilio_voice.render_transfer(
+        rt.settings.public_url, text, voice, department, entry.urgent, step
     )
-    response.enqueue(
-        department,
-        wait_url=f"{base}{WAIT_PATH}?{urlencode(flags)}",
-        wait_url_method="POST",
-        action=f"{base}{QUEUE_PATH}?{urlencode({'step': step, **flags})}",
-        method="POST",
-    )
-    return str(response)
 
 
 def transfer(rt: Runtime, entry: Waiting, department: str) -> Waiting:
@@ -340,26 +305,24 @@ def _xml(twiml: str) -> Response:
 def render_leg(rt: Runtime, department: str, queue: str) -> str:
     """The operator's leg: who is calling, then Dial the queue; a word when the caller left."""
     lang = rt.config.default_language
-    voice = _voice(rt, lang)
     label = rt.config.departments[department].label(lang)
-    response = VoiceResponse()
-    response.say(speech(rt, lang, "operator_notice", department=label), **voice)
-    dial = response.dial(timeout=DIAL_TIMEOUT)
+    notice = speech(rt.config, lang, "operator_notice", department=label)
     bridged_url = f"{rt.settings.public_url}{BRIDGED_PATH}?{urlencode({'q': department})}"
-    dial.queue(queue, url=bridged_url, method="POST")
-    response.say(speech(rt, lang, "over"), **voice)
-    response.hangup()
-    return str(response)
+    return twilio_voice.render_leg(
+        notice,
+        speech(rt.config, lang, "over"),
+        twilio_voice.voice_of(rt.config, lang),
+        queue,
+        bridged_url,
+    )
 
 
 def _private_twiml(rt: Runtime, department: str, call_sid: str, language: str) -> str:
-    # No waitUrl: the caller hears hold music for the second before the bridge, and no
-    # waitUrl request puts them back in the department's list.
-    response = VoiceResponse()
-    response.enqueue(private_queue(department, call_sid))
-    response.say(speech(rt, language, "goodbye"), **_voice(rt, language))
-    response.hangup()
-    return str(response)
+    return twilio_voice.render_private_queue(
+        private_queue(department, call_sid),
+        speech(rt.config, language, "goodbye"),
+        twilio_voice.voice_of(rt.config, language),
+    )
 
 
 async def operator_answered(request: Request) -> Response:
@@ -426,9 +389,8 @@ async def queue_bridged(request: Request) -> Response:
         await run_in_threadpool(bridged, rt, caller_sid, leg, fallback)
     except redis.RedisError as exc:  # the caller still gets connected
         log.error("live queue: could not record a bridge: %s", type(exc).__name__)
-    response = VoiceResponse()
-    response.say(speech(rt, language, "connecting"), **_voice(rt, language))
-    return _xml(str(response))
+    text = speech(rt.config, language, "connecting")
+    return _xml(twilio_voice.render_say(text, twilio_voice.voice_of(rt.config, language)))
 
 
 async def leg_status(request: Request) -> Response:
@@ -470,16 +432,9 @@ def at_dequeue(rt: Runtime, department: str) -> str:
     """The operator's leg on Africa's Talking: bridge the department queue's next caller."""
     lang = rt.config.default_language
     label = rt.config.departments[department].label(lang)
-    voice = str(
-        rt.config.raw.get("ivr", {}).get("voice", {}).get(lang, {}).get("at_voice") or "woman"
-    )
+    notice = speech(rt.config, lang, "operator_notice", department=label)
     number = rt.settings.env.get("AT_VOICE_NUMBER", "")
-    notice = escape(speech(rt, lang, "operator_notice", department=label))
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><Response>'
-        f'<Say voice={quoteattr(voice)} playBeep="false">{notice}</Say>'
-        f"<Dequeue phoneNumber={quoteattr(number)} name={quoteattr(department)}/></Response>"
-    )
+    return at_voice.render_dequeue(notice, at_voice.voice_of(rt.config, lang), number, department)
 
 
 def at_leg_answer(rt: Runtime, session_id: str) -> str | None:
