@@ -29,8 +29,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from casestore import calls
-from gateway import livequeue
 from gateway.forms import BadRequest, read_form
+from gateway.live import leg
+from gateway.live import queue as livequeue
 from gateway.menu_session import Call, advance
 from gateway.providers.africastalking import PROVIDER, VoiceRequest, parse_voice, verify_token
 from gateway.providers.africastalking.voice import (
@@ -246,7 +247,7 @@ async def _finish(rt: Runtime, request: VoiceRequest) -> str:
         )
     store.drop(key)
     rt.redis.delete(rt.redis_keys.atvoice + "party:" + request.session_id)
-    await run_in_threadpool(operator_leg.at_session_ended, rt, request.session_id)
+    await run_in_threadpool(leg.at_session_ended, rt, request.session_id)
     if request.outbound:
         reason = request.hangup_cause or request.session_state or None
 

@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import livequeue
 from gateway.forms import BadRequest, read_form, require, signed_fields
+from gateway.live import queue as livequeue
 from gateway.menu_session import Call, advance, perform
 from gateway.menu_store import SessionStore
 from gateway.providers import twilio

@@ -174,11 +174,3 @@ def render_notice(message: str, voice: str) -> str:
     """A notice call: the message twice (the call ends after the last action)."""
     said = say(message, voice)
     return f"{XML_HEAD}<Response>{said}{said}</Response>"
-
-
-def render_dequeue(notice: str, voice: str, number: str, department: str) -> str:
-    """The operator's leg: who is calling, then bridge the department queue's next caller."""
-    return (
-        f"{XML_HEAD}<Response>{say(notice, voice)}"
-        f"<Dequeue phoneNumber={quoteattr(number)} name={quoteattr(department)}/></Response>"
-    )
