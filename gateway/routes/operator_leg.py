@@ -40,8 +40,9 @@ from starlette.routing import BaseRoute, Route
 
 from casestore import calls
 from casestore.calls import CallStatus
+from gateway.answer_once import Answers, answer_once
 from gateway.calls import OutboxCaller, caller_from_env
-from gateway.forms import BadRequest, read_form, require, signed_fields
+from gateway.forms import BadRequest, require
 from gateway.live import leg
 from gateway.live.leg import BridgeError
 from gateway.live.queue import Waiting
@@ -52,8 +53,9 @@ from gateway.providers.base import Caller, CallResult, SendError
 from gateway.providers.registry import provider_env
 from gateway.providers.twilio import voice as twilio_voice
 from gateway.routes.missed_call import TWILIO_CALL_STATUS
+from gateway.routes.verified import verified_twilio_form
 from gateway.routes.voice_twilio import caller_phone, session_key
-from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
+from gateway.routes.webhooks import refuse, unavailable
 from gateway.runtime import Runtime
 from ivr.speech import speech
 
@@ -112,14 +114,7 @@ def place_operator_call(
 
 
 async def _verified(request: Request) -> tuple[Runtime, dict[str, str]]:
-    rt = runtime(request)
-    form = await read_form(request)
-    twilio.verify_signature(
-        rt.settings.twilio_auth_token,
-        public_url(request),
-        signed_fields(request, form),
-        request.headers.get("x-twilio-signature"),
-    )
+    rt, form = await verified_twilio_form(request)
     require(form, "CallSid")
     return rt, form
 
@@ -167,27 +162,29 @@ async def operator_answered(request: Request) -> Response:
     except BadRequest as exc:
         return refuse(exc)
     leg_ref = form["CallSid"].strip()
-    cached = rt.redis.get(rt.redis_keys.live + "answer:" + leg_ref)
-    if cached is not None:  # a redelivery must not move the caller twice
-        return _xml(cached.decode() if isinstance(cached, bytes) else str(cached))
-    queue = department
-    if chosen is not None:
+
+    async def connect() -> str:
+        queue = department
+        if chosen is not None:
+            try:
+                queue = await run_in_threadpool(leg.move_to_private_queue, rt, department, chosen)
+            except SendError as exc:  # the caller hung up meanwhile: take the next one in line
+                log.warning("could not move the chosen caller to the operator: %s", exc.reason)
+        twiml = render_leg(rt, department, queue)
+
+        def answered() -> None:
+            with rt.sessions() as session, session.begin():
+                calls.mark_answered(session, twilio.PROVIDER, leg_ref, datetime.now(UTC))
+
         try:
-            queue = await run_in_threadpool(leg.move_to_private_queue, rt, department, chosen)
-        except SendError as exc:  # the caller hung up meanwhile: take the next one in line
-            log.warning("could not move the chosen caller to the operator: %s", exc.reason)
-    twiml = render_leg(rt, department, queue)
-    rt.redis.set(rt.redis_keys.live + "answer:" + leg_ref, twiml, ex=_ANSWER_SECONDS)
+            await run_in_threadpool(answered)
+        except DBAPIError:
+            log.error("operator leg: could not record the answer (database unavailable)")
+        return twiml
 
-    def answered() -> None:
-        with rt.sessions() as session, session.begin():
-            calls.mark_answered(session, twilio.PROVIDER, leg_ref, datetime.now(UTC))
-
-    try:
-        await run_in_threadpool(answered)
-    except DBAPIError:
-        log.error("operator leg: could not record the answer (database unavailable)")
-    return _xml(twiml)
+    # A redelivery must not move the caller twice.
+    answers = Answers(rt.redis, rt.redis_keys.live + "answer:", _ANSWER_SECONDS)
+    return _xml(await answer_once(answers, leg_ref, connect))
 
 
 async def queue_bridged(request: Request) -> Response:

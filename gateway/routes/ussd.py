@@ -28,11 +28,12 @@ from casestore.fit import column_length, fit_ref
 from casestore.menu_actions import ussd_limit_hit
 from casestore.models import Interaction
 from gateway import dead_letters
-from gateway.forms import BadRequest, read_form, require
+from gateway.forms import BadRequest, require
 from gateway.menu_session import Call, advance, operators_open, perform
 from gateway.menu_store import SessionStore, decode_state
 from gateway.providers import africastalking
 from gateway.redis_batch import batch_for
+from gateway.routes.verified import verified_at_form
 from gateway.runtime import Runtime
 from ivr.machine import Channel, Context, Expect, Outcome, Screen, State, resume, start, step
 from ivr.menu import Menu
@@ -232,7 +233,7 @@ async def _write(
                 queued.save(key, screen.state)
                 if screen.state.node in RESUMABLE_NODES:
                     queued.keep_resumable(phone, screen.state)
-        queued.cache(answer_key, body)
+        queued.answers.put(answer_key, body)
         if screen.end:
             pipe.delete(_text_key(store, key))
         else:
@@ -270,7 +271,7 @@ async def respond(rt: Runtime, provider: str, request: UssdRequest) -> str:
         over = await _over_session_limit(rt, store, request.phone)
         if over is not None:
             await batch_for(store.client).run(
-                lambda pipe: SessionStore(pipe, store.ttl, store.resume_seconds).cache(
+                lambda pipe: SessionStore(pipe, store.ttl, store.resume_seconds).answers.put(
                     answer_key, over
                 )
             )
@@ -341,10 +342,8 @@ def unavailable_text(menu: Menu) -> str:
 
 
 async def at_ussd(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
     try:
-        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
-        form = await read_form(request)
+        rt, form = await verified_at_form(request)
         ussd = parse_ussd(form, rt.config.country)
     except BadRequest as exc:
         return PlainTextResponse(exc.reason, status_code=exc.status)

@@ -10,13 +10,9 @@ in here with `direction=Outbound`, recognised by its `sessionId`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -29,11 +25,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from casestore import calls
+from gateway.answer_once import answer_once, exclusive
 from gateway.forms import BadRequest, read_form
 from gateway.live import leg
 from gateway.live import queue as livequeue
 from gateway.menu_session import Call, advance
-from gateway.providers.africastalking import PROVIDER, VoiceRequest, parse_voice, verify_token
+from gateway.providers.africastalking import PROVIDER, VoiceRequest, parse_voice
 from gateway.providers.africastalking.voice import (
     EMPTY,
     REJECT,
@@ -44,7 +41,8 @@ from gateway.providers.africastalking.voice import (
 )
 from gateway.routes import operator_leg, voice_notice, voice_survey
 from gateway.routes.missed_call import handle_missed_call, is_missed_call_number
-from gateway.routes.webhooks import refuse, runtime
+from gateway.routes.verified import verified_at
+from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
 from ivr.speech import speech
 from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
@@ -53,9 +51,8 @@ log = logging.getLogger(__name__)
 
 PATH = "/webhooks/africastalking/voice"
 # One step of a session at a time: AT may redeliver while we are still answering.
-LOCK_MS = 15_000
+LOCK_SECONDS = 15.0
 LOCK_WAIT = 3.0
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 _INPUTS = {"d": "digits", "r": "recording"}
 
 
@@ -103,24 +100,6 @@ def _voice_for(rt: Runtime, language: str, next_step: int) -> Voice:
 
 
 # ---------------------------------------------------------------- the route
-
-
-@contextlib.asynccontextmanager
-async def _one_at_a_time(client: redis.Redis, key: str) -> AsyncIterator[None]:
-    """Serialise the requests of one call; after LOCK_WAIT go on rather than keep AT waiting."""
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + LOCK_WAIT
-    held = False
-    while not held:
-        held = bool(client.set(key, token, nx=True, px=LOCK_MS))
-        if held or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:
-        if held:
-            client.eval(_RELEASE, 1, key, token)
 
 
 @dataclass(frozen=True)
@@ -262,9 +241,8 @@ async def _finish(rt: Runtime, request: VoiceRequest) -> str:
 
 
 async def at_voice(request: Request) -> Response:
-    rt = runtime(request)
     try:
-        verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        rt = verified_at(request)
         step = parse_step(request.query_params)
         form = await read_form(request)
         voice_request = parse_voice(form, rt.config.country)
@@ -282,16 +260,17 @@ async def at_voice(request: Request) -> Response:
 
 async def _answer(rt: Runtime, voice_request: VoiceRequest, step: Step) -> str:
     session_id = voice_request.session_id
-    async with _one_at_a_time(rt.redis, rt.redis_keys.atvoice + "lock:" + session_id):
+    # One request of a call at a time; after LOCK_WAIT go on rather than keep AT waiting.
+    lock = rt.redis_keys.atvoice + "lock:" + session_id
+    async with exclusive(rt.redis, lock, hold_seconds=LOCK_SECONDS, wait_seconds=LOCK_WAIT):
         if not voice_request.active:
             return await _finish(rt, voice_request)
-        answer_key = f"atvoice:{session_id}:{step.number}"
-        cached = rt.menu_store.cached(answer_key)
-        if cached is not None:
-            return cached  # a redelivered step: same answer, nothing done twice
-        answer = await _menu_answer(rt, voice_request, step)
-        rt.menu_store.cache(answer_key, answer)
-        return answer
+        # A redelivered step: same answer, nothing done twice.
+        return await answer_once(
+            rt.menu_store.answers,
+            f"atvoice:{session_id}:{step.number}",
+            lambda: _menu_answer(rt, voice_request, step),
+        )
 
 
 def _is_redis(exc: Exception) -> bool:

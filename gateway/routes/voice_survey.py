@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-import redis
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -31,13 +30,15 @@ from starlette.routing import BaseRoute, Route
 
 from casestore import calls
 from feedback.voice import VoiceScreen, answer_call, begin_call, prompt, survey_of_call
-from gateway.forms import BadRequest, read_form, signed_fields
+from gateway.answer_once import answer_once
+from gateway.forms import BadRequest, read_form
 from gateway.providers import africastalking, twilio
 from gateway.providers.africastalking import parse_voice
 from gateway.providers.africastalking import voice as at_voice
 from gateway.providers.twilio import voice as twilio_voice
+from gateway.routes.verified import verified_at, verified_twilio_form
 from gateway.routes.voice_twilio import parse_call
-from gateway.routes.webhooks import public_url, refuse, runtime
+from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -105,38 +106,24 @@ def _sorry(rt: Runtime, provider: str) -> str:
 # ---------------------------------------------------------------- answering once per step
 
 
-def _cached(rt: Runtime, key: str) -> str | None:
-    try:
-        return rt.menu_store.cached(_CACHE + key)
-    except redis.RedisError as exc:  # the database still makes the step safe to repeat
-        log.warning("survey call: answer cache unavailable: %s", type(exc).__name__)
-        return None
-
-
-def _cache(rt: Runtime, key: str, body: str) -> None:
-    try:
-        rt.menu_store.cache(_CACHE + key, body)
-    except redis.RedisError as exc:
-        log.warning("survey call: answer cache unavailable: %s", type(exc).__name__)
-
-
 async def _answer_once(
     rt: Runtime, provider: str, key: str, produce: Callable[[], str | None]
 ) -> Response:
-    """The step's answer: cached if already given, else produced (in a thread) and cached."""
-    body = _cached(rt, key)
+    """The step's answer: cached if already given, else produced (in a thread) and cached.
+    The cache is best effort: the database still makes the step safe to repeat."""
+
+    async def produced() -> str | None:
+        return await run_in_threadpool(produce)
+
+    try:
+        body = await answer_once(rt.menu_store.answers, _CACHE + key, produced, best_effort=True)
+    except DBAPIError:
+        raise  # the app answers 503; the step can come again and find nothing done
+    except Exception:  # a bug: the citizen hears an apology, never silence or a 500
+        log.exception("survey call step failed")
+        body = _sorry(rt, provider)
     if body is None:
-        try:
-            body = await run_in_threadpool(produce)
-        except DBAPIError:
-            raise  # the app answers 503; the step can come again and find nothing done
-        except Exception:  # a bug: the citizen hears an apology, never silence or a 500
-            log.exception("survey call step failed")
-            body = _sorry(rt, provider)
-        else:
-            if body is None:
-                return PlainTextResponse("unknown survey call", status_code=404)
-            _cache(rt, key, body)
+        return PlainTextResponse("unknown survey call", status_code=404)
     return Response(body, media_type="application/xml")
 
 
@@ -145,15 +132,8 @@ async def _answer_once(
 
 async def twilio_survey(request: Request) -> Response:
     """Twilio: the answered survey call (step 0) and each key pressed after the question."""
-    rt = runtime(request)
     try:
-        form = await read_form(request)
-        twilio.verify_signature(
-            rt.settings.twilio_auth_token,
-            public_url(request),
-            signed_fields(request, form),
-            request.headers.get("x-twilio-signature"),
-        )
+        rt, form = await verified_twilio_form(request)
         call = parse_call(form, rt.config.country)
         at = parse_position(request.query_params)
     except BadRequest as exc:
@@ -194,9 +174,8 @@ async def at_answered(rt: Runtime, session_id: str) -> str | None:
 
 async def at_survey(request: Request) -> Response:
     """Africa's Talking: each key pressed (or the silence) after the survey question."""
-    rt = runtime(request)
     try:
-        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        rt = verified_at(request)
         at = parse_position(request.query_params)
         if at.step == 0:
             raise BadRequest("step must be 1 or 2: the call starts on the voice callback")

@@ -16,7 +16,6 @@ Queue name = department code; urgent callers join the same queue (the case carri
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -29,11 +28,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.forms import BadRequest, read_form, require, signed_fields
+from gateway.answer_once import answer_once, exclusive
+from gateway.forms import BadRequest, require
 from gateway.live import queue as livequeue
 from gateway.menu_session import Call, advance, perform
 from gateway.menu_store import SessionStore
-from gateway.providers import twilio
 from gateway.providers.twilio.voice import (
     EMPTY,
     HOLD_PATH,
@@ -49,6 +48,7 @@ from gateway.providers.twilio.voice import (
     voice_of,
 )
 from gateway.rediskeys import keys_of
+from gateway.routes.verified import verified_twilio_form
 from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
 from gateway.runtime import Runtime
 from ivr.machine import Action, State, queue_wait, resume
@@ -163,14 +163,7 @@ def _xml(twiml: str) -> Response:
 async def verified_call(request: Request) -> tuple[Runtime, dict[str, str], VoiceCall]:
     """A Twilio voice webhook read, its signature checked, and its call parsed (BadRequest
     otherwise): every Twilio call route starts here."""
-    rt = runtime(request)
-    form = await read_form(request)
-    twilio.verify_signature(
-        rt.settings.twilio_auth_token,
-        public_url(request),
-        signed_fields(request, form),
-        request.headers.get("x-twilio-signature"),
-    )
+    rt, form = await verified_twilio_form(request)
     return rt, form, parse_call(form, rt.config.country)
 
 
@@ -194,26 +187,17 @@ async def _once(
     store: SessionStore, key: str, again_url: str, produce: Callable[[], Awaitable[str]]
 ) -> Response:
     """Answer a step once: a redelivery (even concurrent) gets the first answer back."""
-    cached = store.cached(key)
+    cached = store.answers.get(key)
     if cached is not None:
         return _xml(cached)
     lock = keys_of(store.client).twilio_voice_lock + key
-    if not store.client.set(lock, "1", nx=True, ex=LOCK_SECONDS):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + TWIN_WAIT_SECONDS
-        while loop.time() < deadline:
-            await asyncio.sleep(0.05)
-            cached = store.cached(key)
-            if cached is not None:
-                return _xml(cached)
-        # Still busy: ask Twilio to come back; by then the answer is cached.
-        return _xml(render_redirect(again_url))
-    try:
-        twiml = await produce()
-        store.cache(key, twiml)
-    finally:
-        store.client.delete(lock)
-    return _xml(twiml)
+    async with exclusive(
+        store.client, lock, hold_seconds=LOCK_SECONDS, wait_seconds=TWIN_WAIT_SECONDS, poll=0.05
+    ) as held:
+        if not held:  # still busy: ask Twilio to come back; by then the answer is cached
+            return _xml(render_redirect(again_url))
+        # The twin we waited for has answered: that answer is the one kept.
+        return _xml(await answer_once(store.answers, key, produce))
 
 
 async def voice(request: Request) -> Response:
