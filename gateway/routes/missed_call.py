@@ -23,6 +23,7 @@ from casestore.calls import CallStatus, MissedCall
 from casestore.config import Config
 from gateway.answer_once import Answers, answer_once
 from gateway.forms import BadRequest, require
+from gateway.menu_session import session_key
 from gateway.providers import twilio
 from gateway.providers.twilio import voice as twilio_voice
 from gateway.routes.verified import verified_twilio_form
@@ -150,7 +151,7 @@ async def twilio_call_status(request: Request) -> Response:
 
     sid = form["CallSid"].strip()
     if TWILIO_CALL_STATUS[raw].value in _FINAL:
-        rt.menu_store.drop(f"{twilio.PROVIDER}:{sid}")  # the menu session `advance` kept
+        rt.menu_store.drop(session_key(twilio.PROVIDER, sid))  # the menu session `advance` kept
     if not await run_in_threadpool(work):
         return PlainTextResponse("unknown call", status_code=404)
     return PlainTextResponse("ok")

@@ -29,7 +29,7 @@ from gateway.answer_once import answer_once, exclusive
 from gateway.forms import BadRequest, read_form
 from gateway.live import leg
 from gateway.live import queue as livequeue
-from gateway.menu_session import Call, advance
+from gateway.menu_session import Call, advance, session_key
 from gateway.providers.africastalking import PROVIDER, VoiceRequest, parse_voice
 from gateway.providers.africastalking.voice import (
     EMPTY,
@@ -205,7 +205,7 @@ async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
 async def _finish(rt: Runtime, request: VoiceRequest) -> str:
     """The last request (isActive=0): keep a recording the caller hung up on, then clean up."""
     store = rt.menu_store
-    key = f"{PROVIDER}:{request.session_id}"
+    key = session_key(PROVIDER, request.session_id)
     state = store.load(key)
     if state is not None and state.node == "describe" and request.recording_url:
         # Many callers hang up instead of pressing "#": the recording still becomes the case

@@ -32,6 +32,7 @@ from gateway.answer_once import answer_once, exclusive
 from gateway.forms import BadRequest, require
 from gateway.live import queue as livequeue
 from gateway.menu_session import Call, advance, perform
+from gateway.menu_session import session_key as menu_session_key
 from gateway.menu_store import SessionStore
 from gateway.providers.twilio.voice import (
     EMPTY,
@@ -144,7 +145,7 @@ def _number(form: Mapping[str, str], name: str, default: int) -> int:
 
 def session_key(call_sid: str) -> str:
     """The key `advance` keeps this call's menu session under."""
-    return f"{PROVIDER}:{call_sid}"
+    return menu_session_key(PROVIDER, call_sid)
 
 
 def goodbye(menu: Menu, language: str, name: str = "goodbye") -> str:
