@@ -48,12 +48,19 @@ def operators_open(menu: Menu, now: datetime) -> bool:
     return is_open(operators.get("hours", "always"), now.astimezone(menu.config.timezone), holidays)
 
 
+# Nodes where a USSD session the network dropped can be resumed by the phone's next dial.
+RESUMABLE_NODES = ("describe", "confirm")
+
+
+def session_key(provider: str, session_id: str) -> str:
+    """The key a menu session is kept under in the SessionStore."""
+    return f"{provider}:{session_id}"
+
+
 async def advance(rt: Runtime, menu: Menu, store: SessionStore, call: Call) -> Screen:
     """Load the session, apply the input, perform any action, save, return the screen."""
-    now = datetime.now(UTC)
-    key = f"{call.provider}:{call.session_id}"
+    key = session_key(call.provider, call.session_id)
     state = store.load(key)
-    context = Context(operators_available=operators_open(menu, now))
     if state is None or call.value is None:
         resumable = None
         if call.channel == "ussd" and call.phone:
@@ -62,24 +69,44 @@ async def advance(rt: Runtime, menu: Menu, store: SessionStore, call: Call) -> S
         if call.value is not None and state is None and call.channel == "voice":
             # A voice step whose session expired: start over cleanly.
             log.info("menu session %s expired; starting over", call.provider)
+        screen = await settle(rt, menu, call, screen, datetime.now(UTC))
     else:
-        if call.channel == "voice" and state.node == "main" and call.value == "2":
-            latest = await run_in_threadpool(_latest, rt, call.phone)
-            context = replace(context, latest_open_case=latest)
-        screen = step(menu, state, call.value, context)
+        screen = await run_step(rt, menu, call, state)
+    keep(store, key, call, screen)
+    return screen
+
+
+async def run_step(rt: Runtime, menu: Menu, call: Call, state: State) -> Screen:
+    """Apply the call's input to `state` and perform what the menu asks (all but enqueue)."""
+    now = datetime.now(UTC)
+    context = Context(operators_available=operators_open(menu, now))
+    if call.channel == "voice" and state.node == "main" and call.value == "2":
+        latest = await run_in_threadpool(_latest, rt, call.phone)
+        context = replace(context, latest_open_case=latest)
+    return await settle(rt, menu, call, step(menu, state, call.value, context), now)
+
+
+async def settle(rt: Runtime, menu: Menu, call: Call, screen: Screen, now: datetime) -> Screen:
+    """Perform the actions the screen asks for (in a thread), up to one the caller waits in."""
     while screen.action is not None and screen.action.kind != "enqueue":
-        outcome = await run_in_threadpool(perform, rt, menu, call, screen.state, screen.action, now)
-        screen = resume(menu, screen.state, screen.action, outcome)
+        action = screen.action
+        outcome = await run_in_threadpool(perform, rt, menu, call, screen.state, action, now)
+        screen = resume(menu, screen.state, action, outcome)
+    return screen
+
+
+def keep(store: SessionStore, key: str, call: Call, screen: Screen) -> None:
+    """Save the session as `screen` leaves it (dropped once it ended); on USSD also keep a
+    new request the citizen may resume after a dropped session, or forget it once done."""
     if screen.end:
         store.drop(key)
     else:
         store.save(key, screen.state)
     if call.channel == "ussd" and call.phone:
-        if not screen.end and screen.state.node in ("describe", "confirm"):
+        if not screen.end and screen.state.node in RESUMABLE_NODES:
             store.keep_resumable(call.phone, screen.state)
         elif screen.end:
             store.forget_resumable(call.phone)
-    return screen
 
 
 def _latest(rt: Runtime, phone: str | None) -> str | None:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 import redis
 
+from gateway.answer_once import Answers
 from gateway.rediskeys import keys_of
 from ivr.machine import State
 
@@ -35,22 +36,20 @@ class SessionStore:
         self.prefix = keys_of(client).menu  # this deployment's menu keys
         self.ttl = ttl
         self.resume_seconds = resume_seconds
+        self.answers = Answers(client, self.prefix + "a:", ttl)  # cached answers, per step
+
+    def state_key(self, key: str) -> str:
+        """The Redis key of session `key`'s menu state."""
+        return self.prefix + "s:" + key
 
     def load(self, key: str) -> State | None:
-        return decode_state(self.client.get(self.prefix + "s:" + key))
+        return decode_state(self.client.get(self.state_key(key)))
 
     def save(self, key: str, state: State) -> None:
-        self.client.set(self.prefix + "s:" + key, json.dumps(asdict(state)), ex=self.ttl)
+        self.client.set(self.state_key(key), json.dumps(asdict(state)), ex=self.ttl)
 
     def drop(self, key: str) -> None:
-        self.client.delete(self.prefix + "s:" + key)
-
-    def cached(self, key: str) -> str | None:
-        raw = self.client.get(self.prefix + "a:" + key)
-        return raw.decode() if isinstance(raw, bytes) else raw
-
-    def cache(self, key: str, answer: str) -> None:
-        self.client.set(self.prefix + "a:" + key, answer, ex=self.ttl)
+        self.client.delete(self.state_key(key))
 
     def keep_resumable(self, phone: str, state: State) -> None:
         self.client.set(

@@ -20,7 +20,8 @@ from casestore.config import Config
 from casestore.db import make_engine
 from casestore.models import Contact, OutboundCall
 from gateway.app import create_app
-from gateway.routes.missed_call import AT_REJECT, TWILIO_REJECT
+from gateway.providers.africastalking.voice import REJECT as AT_REJECT
+from gateway.providers.twilio.voice import REJECT as TWILIO_REJECT
 from gateway.routes.voice_africastalking import PATH
 from gateway.settings import load_settings
 from gateway.workers import jobs, worker

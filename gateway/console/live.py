@@ -40,13 +40,14 @@ from casestore.live_calls import (
     wrap_up,
 )
 from casestore.models import Operator, utcnow
-from gateway import livequeue
 from gateway.console.auth import Viewer, language, login_required, render, runtime, templates
 from gateway.console.i18n import translator
-from gateway.livequeue import LiveCall
+from gateway.live import leg
+from gateway.live import queue as livequeue
+from gateway.live.leg import BridgeError
+from gateway.live.queue import LiveCall
 from gateway.providers.base import SendError
 from gateway.routes import operator_leg
-from gateway.routes.operator_leg import BridgeError
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, normalise_phone
 
@@ -493,7 +494,7 @@ def _transfer(request: Request, viewer: Viewer, call: LiveCall, department: str)
         raise ValueError(
             "Elija otra área." if language(request) == "es" else "Choose another department."
         )
-    operator_leg.transfer(rt, call.waiting(), department)
+    leg.transfer(rt, call.waiting(), department)
     livequeue.update_call(
         rt.redis,
         call.call_sid,

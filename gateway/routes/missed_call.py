@@ -21,18 +21,18 @@ from starlette.routing import Route
 from casestore import calls
 from casestore.calls import CallStatus, MissedCall
 from casestore.config import Config
-from gateway.forms import BadRequest, read_form, require, signed_fields
+from gateway.answer_once import Answers, answer_once
+from gateway.forms import BadRequest, require
+from gateway.menu_session import session_key
 from gateway.providers import twilio
-from gateway.routes.webhooks import public_url, refuse, runtime
+from gateway.providers.twilio import voice as twilio_voice
+from gateway.routes.verified import verified_twilio_form
+from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
 
 log = logging.getLogger(__name__)
 
-AT_REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject/></Response>'
-# "busy": the caller hears a busy tone. Twilio's default ("rejected") plays a not-in-service
-# message, which would tell the citizen the number is wrong.
-TWILIO_REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
 _SEEN_SECONDS = 24 * 3600
 
 
@@ -80,11 +80,13 @@ def record_missed_call(rt: Runtime, phone: str | None, now: datetime) -> MissedC
 
 async def handle_missed_call(rt: Runtime, provider: str, ref: str, phone: str | None) -> None:
     """Record one trigger call once, whatever the provider redelivers."""
-    seen = f"{rt.redis_keys.missed}{provider}:{ref}"  # handled: a redelivery adds nothing
-    if rt.redis.exists(seen):
-        return
-    await run_in_threadpool(record_missed_call, rt, phone, datetime.now(UTC))
-    rt.redis.set(seen, "1", ex=_SEEN_SECONDS)
+    handled = Answers(rt.redis, rt.redis_keys.missed, _SEEN_SECONDS)
+
+    async def record() -> str:
+        await run_in_threadpool(record_missed_call, rt, phone, datetime.now(UTC))
+        return "1"
+
+    await answer_once(handled, f"{provider}:{ref}", record)  # a redelivery adds nothing
 
 
 def _withheld_or_phone(form: Mapping[str, str], country: str) -> str | None:
@@ -97,21 +99,14 @@ def _withheld_or_phone(form: Mapping[str, str], country: str) -> str | None:
 
 async def twilio_missed_call(request: Request) -> Response:
     """A call to the trigger number: reject it unanswered and queue the call-back."""
-    rt = runtime(request)
     try:
-        form = await read_form(request)
-        twilio.verify_signature(
-            rt.settings.twilio_auth_token,
-            public_url(request),
-            signed_fields(request, form),
-            request.headers.get("x-twilio-signature"),
-        )
+        rt, form = await verified_twilio_form(request)
         require(form, "CallSid", "From")
         phone = _withheld_or_phone(form, rt.config.country)
     except BadRequest as exc:
         return refuse(exc)
     await handle_missed_call(rt, twilio.PROVIDER, form["CallSid"].strip(), phone)
-    return Response(TWILIO_REJECT, media_type="application/xml")
+    return Response(twilio_voice.REJECT, media_type="application/xml")
 
 
 # Twilio CallStatus -> what it means for a call we placed.
@@ -133,15 +128,8 @@ _FINAL = frozenset({CallStatus.COMPLETED, CallStatus.UNANSWERED, CallStatus.FAIL
 
 async def twilio_call_status(request: Request) -> Response:
     """Twilio's status callback for a call we placed (the worker passes this URL)."""
-    rt = runtime(request)
     try:
-        form = await read_form(request)
-        twilio.verify_signature(
-            rt.settings.twilio_auth_token,
-            public_url(request),
-            signed_fields(request, form),
-            request.headers.get("x-twilio-signature"),
-        )
+        rt, form = await verified_twilio_form(request)
         require(form, "CallSid", "CallStatus")
         raw = form["CallStatus"].strip().lower()
         if raw not in TWILIO_CALL_STATUS:
@@ -163,7 +151,7 @@ async def twilio_call_status(request: Request) -> Response:
 
     sid = form["CallSid"].strip()
     if TWILIO_CALL_STATUS[raw].value in _FINAL:
-        rt.menu_store.drop(f"{twilio.PROVIDER}:{sid}")  # the menu session `advance` kept
+        rt.menu_store.drop(session_key(twilio.PROVIDER, sid))  # the menu session `advance` kept
     if not await run_in_threadpool(work):
         return PlainTextResponse("unknown call", status_code=404)
     return PlainTextResponse("ok")

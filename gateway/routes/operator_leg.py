@@ -1,4 +1,6 @@
-"""The operator's side of a live call: ringing the operator's phone and bridging the caller.
+"""The operator's side of a live call, as routes: ringing the operator's phone, the TwiML and
+status callbacks of their leg. What a bridge or a transfer does to the live queue is
+gateway.live.leg; moving a Twilio call is gateway.providers.twilio.live.
 
 Twilio: "take call" places a call to the operator's phone whose TwiML (the URL below) is
 `<Dial><Queue>DEPT</Queue></Dial>`: Twilio bridges the caller at the head of the department's
@@ -25,84 +27,41 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
 from urllib.parse import urlencode
-from xml.sax.saxutils import escape, quoteattr
 
 import redis
-import requests
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from twilio.base.exceptions import TwilioException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client as TwilioClient
-from twilio.twiml.voice_response import VoiceResponse
 
 from casestore import calls
 from casestore.calls import CallStatus
-from casestore.models import Operator
-from gateway import livequeue
-from gateway.forms import BadRequest, read_form, require, signed_fields
-from gateway.livequeue import LiveCall, Waiting
+from gateway.answer_once import Answers, answer_once
+from gateway.forms import BadRequest, require
+from gateway.live import leg
+from gateway.live.leg import BridgeError
+from gateway.live.queue import Waiting
 from gateway.providers import registry, twilio
+from gateway.providers.africastalking import live as at_live
+from gateway.providers.africastalking import voice as at_voice
 from gateway.providers.base import Caller, CallResult, SendError
-from gateway.providers.errors import network_error, scrub
+from gateway.providers.twilio import voice as twilio_voice
 from gateway.routes.missed_call import TWILIO_CALL_STATUS
-from gateway.routes.voice_twilio import QUEUE_PATH, WAIT_PATH, caller_phone, session_key
-from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
+from gateway.routes.verified import verified_twilio_form
+from gateway.routes.voice_twilio import caller_phone, session_key
+from gateway.routes.webhooks import refuse, unavailable
 from gateway.runtime import Runtime
+from ivr.speech import speech
 
 log = logging.getLogger(__name__)
 
 LEG_PATH = "/webhooks/twilio/operator"
 BRIDGED_PATH = LEG_PATH + "/bridged"
 LEG_STATUS_PATH = LEG_PATH + "/status"
-DIAL_TIMEOUT = 20  # seconds the operator's leg waits for the caller to reach its queue
-TRANSFER_STEP = 5000  # action steps of transfers: far from the menu's own step numbers
 _ANSWER_SECONDS = 600
-
-SPEECH: Mapping[str, Mapping[str, str]] = {
-    "es": {
-        "operator_notice": "Ventanilla: llamada para {department}. Lo conectamos.",
-        "connecting": "Le comunicamos con una persona.",
-        "transfer": "Le transferimos a {department}. Aguarde en linea, por favor.",
-        "over": "La llamada termino.",
-        "goodbye": "Gracias por llamar. Hasta luego.",
-    },
-    "en": {
-        "operator_notice": "Ventanilla: a call for {department}. Connecting you.",
-        "connecting": "Connecting you to a person.",
-        "transfer": "We are transferring you to {department}. Please hold.",
-        "over": "The call has ended.",
-        "goodbye": "Thank you for calling. Goodbye.",
-    },
-}
-FINAL = frozenset({CallStatus.COMPLETED, CallStatus.UNANSWERED, CallStatus.FAILED})
-
-
-class BridgeError(Exception):
-    """The operator cannot be connected to this caller as the deployment is set up."""
-
-
-def speech(rt: Runtime, language: str, name: str, **values: str) -> str:
-    table = SPEECH.get(language) or SPEECH["en"]
-    return table[name].format(**values)
-
-
-def _voice(rt: Runtime, language: str) -> dict[str, str]:
-    table: Mapping[str, Any] = rt.config.raw.get("ivr", {}).get("voice", {}).get(language, {})
-    return {k: str(table[k]) for k in ("language", "voice") if table.get(k)}
-
-
-def private_queue(department: str, call_sid: str) -> str:
-    """A queue holding one caller, so the operator's Dial bridges exactly them (≤ 64 chars)."""
-    return f"{department}.{call_sid}"[:64]
 
 
 def leg_url(rt: Runtime, department: str, call_sid: str | None) -> str:
@@ -118,19 +77,6 @@ def caller(rt: Runtime, provider: str) -> Caller:
     return registry.caller(provider, env=rt.settings.env)
 
 
-def bridge_provider(rt: Runtime, entry: Waiting) -> str:
-    """Who places the operator's call: the provider holding the caller, which must be the
-    configured voice provider; a simulated caller gets a simulated (outbox) call."""
-    if entry.provider == "simulator":
-        return "outbox"
-    if entry.provider != rt.settings.voice_provider:
-        raise BridgeError(
-            f"this caller waits at {entry.provider}, but VENTANILLA_VOICE_PROVIDER is "
-            f"{rt.settings.voice_provider}: the operator's call could not reach them"
-        )
-    return entry.provider
-
-
 def place_operator_call(
     rt: Runtime, entry: Waiting, operator_phone: str, *, jump: bool
 ) -> tuple[str, CallResult]:
@@ -138,7 +84,7 @@ def place_operator_call(
 
     Raises BridgeError when the deployment cannot bridge, SendError when the provider refused.
     """
-    via = bridge_provider(rt, entry)
+    via = leg.bridge_provider(rt, entry)
     if via == "twilio":
         url = leg_url(rt, entry.department, entry.call_sid if jump else None)
         status = rt.settings.public_url + LEG_STATUS_PATH
@@ -150,155 +96,8 @@ def place_operator_call(
     return via, caller(rt, via).place_call(operator_phone, url=None, status_callback=None)
 
 
-# ---------------------------------------------------------------- moving a Twilio live call
-
-
-@lru_cache(maxsize=4)
-def _twilio_rest(account_sid: str, auth_token: str, base_url: str | None) -> Any:
-    client: Any = TwilioClient(account_sid, auth_token, http_client=TwilioHttpClient(timeout=10))
-    client.edge = None  # TWILIO_EDGE / TWILIO_REGION would rewrite the host
-    client.region = None
-    if base_url:
-        client.api.base_url = base_url.rstrip("/")
-    return client
-
-
-def redirect_twilio_call(rt: Runtime, call_sid: str, twiml: str) -> None:
-    """Give a live Twilio call new TwiML (Calls API update); SendError if Twilio refuses."""
-    env = rt.settings.env
-    sid, token = env.get("TWILIO_ACCOUNT_SID", ""), env.get("TWILIO_AUTH_TOKEN", "")
-    if not sid or not token:
-        raise SendError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set", retryable=False)
-    client = _twilio_rest(sid, token, env.get("TWILIO_API_BASE_URL") or None)
-    try:
-        client.calls(call_sid).update(twiml=twiml)
-    except TwilioException as exc:
-        status = getattr(exc, "status", None)
-        text = scrub(f"twilio HTTP {status}: {getattr(exc, 'msg', exc)}", (token,))
-        retryable = isinstance(status, int) and (status == 429 or status >= 500)
-        raise SendError(text, retryable=retryable) from None
-    except requests.RequestException as exc:
-        raise network_error("twilio", exc, (token,)) from None
-
-
-def _queue_step(rt: Runtime, call_sid: str) -> int:
-    """A fresh step for the Enqueue action of a transfer (its answer is cached per step)."""
-    key = rt.redis_keys.live + "step:" + call_sid
-    step = int(rt.redis.incr(key))
-    rt.redis.expire(key, livequeue.CALL_SECONDS)
-    return TRANSFER_STEP + step
-
-
-def transfer_twiml(rt: Runtime, entry: Waiting, department: str, step: int) -> str:
-    """The caller's new TwiML: a word, then the other department's queue (same wait URLs as
-    the IVR's, so the caller hears their position and may leave a call-back request)."""
-    base = rt.settings.public_url
-    flags = {"q": department, "u": "1" if entry.urgent else "0"}
-    label = rt.config.departments[department].label(entry.language)
-    response = VoiceResponse()
-    response.say(
-        speech(rt, entry.language, "transfer", department=label), **_voice(rt, entry.language)
-    )
-    response.enqueue(
-        department,
-        wait_url=f"{base}{WAIT_PATH}?{urlencode(flags)}",
-        wait_url_method="POST",
-        action=f"{base}{QUEUE_PATH}?{urlencode({'step': step, **flags})}",
-        method="POST",
-    )
-    return str(response)
-
-
-def transfer(rt: Runtime, entry: Waiting, department: str) -> Waiting:
-    """Move the caller to another department's queue (blocking); returns their new entry."""
-    if department not in rt.config.departments:
-        raise BridgeError(f"unknown department {department!r}")
-    if entry.provider == "africastalking":
-        raise BridgeError("Africa's Talking cannot move a live call to another queue")
-    if entry.provider == "twilio":
-        step = _queue_step(rt, entry.call_sid)
-        redirect_twilio_call(rt, entry.call_sid, transfer_twiml(rt, entry, department, step))
-    now = time.time()
-    moved = replace(entry, department=department, since=now, seen=now, position=None)
-    livequeue.unclaim(rt.redis, entry.call_sid)
-    livequeue.register(rt.redis, moved)
-    return moved
-
-
-# ---------------------------------------------------------------- provider requests
-
-
-def set_available(rt: Runtime, operator_id: int) -> None:
-    """The operator is free again (their phone did not take the call)."""
-    with rt.sessions() as session, session.begin():
-        operator = session.get(Operator, operator_id)
-        if operator is not None and operator.availability == "busy":
-            operator.availability = "available"
-
-
-def leg_finished(rt: Runtime, leg_ref: str, status: CallStatus) -> None:
-    """The operator's call is over: a caller it never reached waits again (blocking)."""
-    caller_sid = livequeue.call_for_leg(rt.redis, leg_ref)
-    call = livequeue.load_call(rt.redis, caller_sid) if caller_sid else None
-    if call is None or status not in FINAL:
-        return
-    if call.state == "ringing":
-        livequeue.set_state(rt.redis, call.call_sid, "missed")
-        livequeue.release(rt.redis, call.waiting())
-        livequeue.finish_operator(rt.redis, call)  # nothing for them to wrap up
-        set_available(rt, call.operator_id)
-    elif call.state == "connected":
-        livequeue.set_state(rt.redis, call.call_sid, "ended")
-
-
-def bridged(
-    rt: Runtime, caller_sid: str, leg_ref: str | None, fallback: Waiting | None
-) -> LiveCall | None:
-    """The provider connected `caller_sid` to the operator's leg: the call is live.
-
-    If the provider bridged someone else than the caller we chose (they hung up, another
-    operator's leg got them), the operator's call follows the caller actually on the line and
-    the one we chose waits again.
-    """
-    expected = livequeue.call_for_leg(rt.redis, leg_ref) if leg_ref else None
-    found = livequeue.get(rt.redis, caller_sid) or fallback
-    livequeue.remove(rt.redis, caller_sid)
-    if expected is not None and expected != caller_sid and found is not None:
-        chosen = livequeue.load_call(rt.redis, expected)
-        if chosen is not None:
-            livequeue.update_call(
-                rt.redis, expected, lambda c: replace(c, state="replaced", replaced_by=caller_sid)
-            )
-            livequeue.unclaim(rt.redis, expected)  # their next waitUrl request re-registers them
-            livequeue.start_call(
-                rt.redis,
-                replace(
-                    chosen,
-                    call_sid=caller_sid,
-                    department=found.department,
-                    provider=found.provider,
-                    phone=found.phone,
-                    urgent=found.urgent,
-                    language=found.language,
-                    since=found.since,
-                    state="connected",
-                    cases=(),
-                    replaced_by=None,
-                ),
-            )
-            return livequeue.load_call(rt.redis, caller_sid)
-    return livequeue.set_state(rt.redis, caller_sid, "connected")
-
-
 async def _verified(request: Request) -> tuple[Runtime, dict[str, str]]:
-    rt = runtime(request)
-    form = await read_form(request)
-    twilio.verify_signature(
-        rt.settings.twilio_auth_token,
-        public_url(request),
-        signed_fields(request, form),
-        request.headers.get("x-twilio-signature"),
-    )
+    rt, form = await verified_twilio_form(request)
     require(form, "CallSid")
     return rt, form
 
@@ -324,26 +123,16 @@ def _xml(twiml: str) -> Response:
 def render_leg(rt: Runtime, department: str, queue: str) -> str:
     """The operator's leg: who is calling, then Dial the queue; a word when the caller left."""
     lang = rt.config.default_language
-    voice = _voice(rt, lang)
     label = rt.config.departments[department].label(lang)
-    response = VoiceResponse()
-    response.say(speech(rt, lang, "operator_notice", department=label), **voice)
-    dial = response.dial(timeout=DIAL_TIMEOUT)
+    notice = speech(rt.config, lang, "operator_notice", department=label)
     bridged_url = f"{rt.settings.public_url}{BRIDGED_PATH}?{urlencode({'q': department})}"
-    dial.queue(queue, url=bridged_url, method="POST")
-    response.say(speech(rt, lang, "over"), **voice)
-    response.hangup()
-    return str(response)
-
-
-def _private_twiml(rt: Runtime, department: str, call_sid: str, language: str) -> str:
-    # No waitUrl: the caller hears hold music for the second before the bridge, and no
-    # waitUrl request puts them back in the department's list.
-    response = VoiceResponse()
-    response.enqueue(private_queue(department, call_sid))
-    response.say(speech(rt, language, "goodbye"), **_voice(rt, language))
-    response.hangup()
-    return str(response)
+    return twilio_voice.render_leg(
+        notice,
+        speech(rt.config, lang, "over"),
+        twilio_voice.voice_of(rt.config, lang),
+        queue,
+        bridged_url,
+    )
 
 
 async def operator_answered(request: Request) -> Response:
@@ -355,32 +144,30 @@ async def operator_answered(request: Request) -> Response:
         chosen = _sid(chosen, "c") if chosen is not None else None
     except BadRequest as exc:
         return refuse(exc)
-    leg = form["CallSid"].strip()
-    cached = rt.redis.get(rt.redis_keys.live + "answer:" + leg)
-    if cached is not None:  # a redelivery must not move the caller twice
-        return _xml(cached.decode() if isinstance(cached, bytes) else str(cached))
-    queue = department
-    if chosen is not None:
-        call = livequeue.load_call(rt.redis, chosen)
-        language = call.language if call else rt.config.default_language
+    leg_ref = form["CallSid"].strip()
+
+    async def connect() -> str:
+        queue = department
+        if chosen is not None:
+            try:
+                queue = await run_in_threadpool(leg.move_to_private_queue, rt, department, chosen)
+            except SendError as exc:  # the caller hung up meanwhile: take the next one in line
+                log.warning("could not move the chosen caller to the operator: %s", exc.reason)
+        twiml = render_leg(rt, department, queue)
+
+        def answered() -> None:
+            with rt.sessions() as session, session.begin():
+                calls.mark_answered(session, twilio.PROVIDER, leg_ref, datetime.now(UTC))
+
         try:
-            twiml = _private_twiml(rt, department, chosen, language)
-            await run_in_threadpool(redirect_twilio_call, rt, chosen, twiml)
-            queue = private_queue(department, chosen)
-        except SendError as exc:  # the caller hung up meanwhile: take the next one in line
-            log.warning("could not move the chosen caller to the operator: %s", exc.reason)
-    twiml = render_leg(rt, department, queue)
-    rt.redis.set(rt.redis_keys.live + "answer:" + leg, twiml, ex=_ANSWER_SECONDS)
+            await run_in_threadpool(answered)
+        except DBAPIError:
+            log.error("operator leg: could not record the answer (database unavailable)")
+        return twiml
 
-    def answered() -> None:
-        with rt.sessions() as session, session.begin():
-            calls.mark_answered(session, twilio.PROVIDER, leg, datetime.now(UTC))
-
-    try:
-        await run_in_threadpool(answered)
-    except DBAPIError:
-        log.error("operator leg: could not record the answer (database unavailable)")
-    return _xml(twiml)
+    # A redelivery must not move the caller twice.
+    answers = Answers(rt.redis, rt.redis_keys.live + "answer:", _ANSWER_SECONDS)
+    return _xml(await answer_once(answers, leg_ref, connect))
 
 
 async def queue_bridged(request: Request) -> Response:
@@ -389,7 +176,7 @@ async def queue_bridged(request: Request) -> Response:
         rt, form = await _verified(request)
         department = _department(rt, request.query_params)
         caller_sid = _sid(form["CallSid"], "CallSid")
-        leg = form.get("DequeingCallSid", "").strip() or None
+        leg_sid = form.get("DequeingCallSid", "").strip() or None
     except BadRequest as exc:
         return refuse(exc)
     state = rt.menu_store.load(session_key(caller_sid))
@@ -407,12 +194,11 @@ async def queue_bridged(request: Request) -> Response:
         seen=now,
     )
     try:
-        await run_in_threadpool(bridged, rt, caller_sid, leg, fallback)
+        await run_in_threadpool(leg.bridged, rt, caller_sid, leg_sid, fallback)
     except redis.RedisError as exc:  # the caller still gets connected
         log.error("live queue: could not record a bridge: %s", type(exc).__name__)
-    response = VoiceResponse()
-    response.say(speech(rt, language, "connecting"), **_voice(rt, language))
-    return _xml(str(response))
+    text = speech(rt.config, language, "connecting")
+    return _xml(twilio_voice.render_say(text, twilio_voice.voice_of(rt.config, language)))
 
 
 async def leg_status(request: Request) -> Response:
@@ -426,20 +212,20 @@ async def leg_status(request: Request) -> Response:
             raise BadRequest(f"unknown CallStatus {raw!r}; expected one of {allowed}")
     except BadRequest as exc:
         return refuse(exc)
-    leg, status = form["CallSid"].strip(), TWILIO_CALL_STATUS[raw]
+    leg_ref, status = form["CallSid"].strip(), TWILIO_CALL_STATUS[raw]
 
     def work() -> bool:
         with rt.sessions() as session, session.begin():
             now = datetime.now(UTC)
             if status is CallStatus.ANSWERED:
-                return calls.mark_answered(session, twilio.PROVIDER, leg, now) is not None
+                return calls.mark_answered(session, twilio.PROVIDER, leg_ref, now) is not None
             return calls.mark_finished(
-                session, twilio.PROVIDER, leg, status=status, reason=f"twilio {raw}", now=now
+                session, twilio.PROVIDER, leg_ref, status=status, reason=f"twilio {raw}", now=now
             )
 
     try:
         known = await run_in_threadpool(work)
-        await run_in_threadpool(leg_finished, rt, leg, status)
+        await run_in_threadpool(leg.leg_finished, rt, leg_ref, status)
     except DBAPIError:
         return unavailable()
     if not known:
@@ -454,38 +240,15 @@ def at_dequeue(rt: Runtime, department: str) -> str:
     """The operator's leg on Africa's Talking: bridge the department queue's next caller."""
     lang = rt.config.default_language
     label = rt.config.departments[department].label(lang)
-    voice = str(
-        rt.config.raw.get("ivr", {}).get("voice", {}).get(lang, {}).get("at_voice") or "woman"
-    )
+    notice = speech(rt.config, lang, "operator_notice", department=label)
     number = rt.settings.env.get("AT_VOICE_NUMBER", "")
-    notice = escape(speech(rt, lang, "operator_notice", department=label))
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><Response>'
-        f'<Say voice={quoteattr(voice)} playBeep="false">{notice}</Say>'
-        f"<Dequeue phoneNumber={quoteattr(number)} name={quoteattr(department)}/></Response>"
-    )
+    return at_live.render_dequeue(notice, at_voice.voice_of(rt.config, lang), number, department)
 
 
 def at_leg_answer(rt: Runtime, session_id: str) -> str | None:
     """If this answered outbound call is an operator's leg, its Dequeue XML (blocking)."""
-    caller_sid = livequeue.call_for_leg(rt.redis, session_id)
-    if caller_sid is None:
-        return None
-    call = livequeue.load_call(rt.redis, caller_sid)
-    if call is None or call.via != "africastalking":
-        return None
-    with rt.sessions() as session, session.begin():
-        calls.mark_answered(session, "africastalking", session_id, datetime.now(UTC))
-    livequeue.remove(rt.redis, caller_sid)
-    livequeue.set_state(rt.redis, caller_sid, "connected")
-    return at_dequeue(rt, call.department)
-
-
-def at_session_ended(rt: Runtime, session_id: str) -> None:
-    """The last request of an AT call: a waiting caller left; an operator's leg ended."""
-    livequeue.caller_gone(rt.redis, session_id)
-    if livequeue.call_for_leg(rt.redis, session_id) is not None:
-        leg_finished(rt, session_id, CallStatus.COMPLETED)
+    department = leg.at_leg_answered(rt, session_id)
+    return None if department is None else at_dequeue(rt, department)
 
 
 routes: list[BaseRoute] = [

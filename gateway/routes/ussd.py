@@ -28,13 +28,14 @@ from casestore.fit import column_length, fit_ref
 from casestore.menu_actions import ussd_limit_hit
 from casestore.models import Interaction
 from gateway import dead_letters
-from gateway.forms import BadRequest, read_form, require
-from gateway.menu_session import Call, advance, operators_open, perform
+from gateway.forms import BadRequest, require
+from gateway.menu_session import Call, advance, keep, run_step, session_key
 from gateway.menu_store import SessionStore, decode_state
 from gateway.providers import africastalking
 from gateway.redis_batch import batch_for
+from gateway.routes.verified import verified_at_form
 from gateway.runtime import Runtime
-from ivr.machine import Channel, Context, Expect, Outcome, Screen, State, resume, start, step
+from ivr.machine import Channel, Expect, Outcome, Screen, State, resume, start, step
 from ivr.menu import Menu
 from sms.phone import PhoneError, normalise_phone
 from sms.segments import septets, to_gsm7
@@ -47,8 +48,6 @@ SCREEN_MAX = 160  # characters a screen shows; 182 is the usual GSM maximum
 # The provider reference is "<sessionId>:<step>": room for the step left in the column.
 SESSION_ID_MAX = (column_length(Interaction.provider_ref) or 80) - 16
 UNAVAILABLE = "Servicio no disponible. Intente mas tarde."
-# Nodes of a new request a dropped session can be resumed at (as gateway.menu_session keeps them).
-RESUMABLE_NODES = ("describe", "confirm")
 
 
 @dataclass(frozen=True)
@@ -199,9 +198,8 @@ class _Session:
 
 
 async def _read(store: SessionStore, key: str, answer_key: str) -> _Session:
-    """The cached answer, the last text and the menu state, in one command
-    (the keys are SessionStore's: "a:" cached answers, "s:" states)."""
-    keys = [store.prefix + "a:" + answer_key, _text_key(store, key), store.prefix + "s:" + key]
+    """The cached answer, the last text and the menu state, in one command."""
+    keys = [store.answers.key(answer_key), _text_key(store, key), store.state_key(key)]
     ((cached, previous, state),) = await batch_for(store.client).run(lambda pipe: pipe.mget(keys))
     return _Session(
         cached.decode() if isinstance(cached, bytes) else cached,
@@ -217,22 +215,16 @@ async def _write(
     text: str,
     body: str,
     screen: Screen,
-    phone: str | None = None,
+    call: Call | None = None,
 ) -> None:
-    """Cache the answer and keep the last text; with `phone`, also save the session as
+    """Cache the answer and keep the last text; with `call`, also save the session as
     `advance` saves it (the state, and a new request the citizen may resume)."""
 
     def fill(pipe: Pipeline) -> None:
         queued = SessionStore(pipe, store.ttl, store.resume_seconds)
-        if phone is not None:
-            if screen.end:
-                queued.drop(key)
-                queued.forget_resumable(phone)
-            else:
-                queued.save(key, screen.state)
-                if screen.state.node in RESUMABLE_NODES:
-                    queued.keep_resumable(phone, screen.state)
-        queued.cache(answer_key, body)
+        if call is not None:
+            keep(queued, key, call, screen)
+        queued.answers.put(answer_key, body)
         if screen.end:
             pipe.delete(_text_key(store, key))
         else:
@@ -244,7 +236,7 @@ async def _write(
 async def respond(rt: Runtime, provider: str, request: UssdRequest) -> str:
     """The answer to one USSD request: cached for a redelivery, else the menu's next screen."""
     store = rt.menu_store
-    key = f"{provider}:{request.session_id}"
+    key = session_key(provider, request.session_id)
     answer_key = _answer_key(key, request.text)
     session = await _read(store, key, answer_key)
     if session.cached is not None:
@@ -270,7 +262,7 @@ async def respond(rt: Runtime, provider: str, request: UssdRequest) -> str:
         over = await _over_session_limit(rt, store, request.phone)
         if over is not None:
             await batch_for(store.client).run(
-                lambda pipe: SessionStore(pipe, store.ttl, store.resume_seconds).cache(
+                lambda pipe: SessionStore(pipe, store.ttl, store.resume_seconds).answers.put(
                     answer_key, over
                 )
             )
@@ -282,9 +274,12 @@ async def respond(rt: Runtime, provider: str, request: UssdRequest) -> str:
         body = render_ussd(screen)
         await _write(store, key, answer_key, request.text, body, screen)
         return body
-    screen = await _step(rt, replace(call, value=value), state)
+    # The state just read, not `advance`: it would read the session again, and a redelivery
+    # of the same request running alongside may have ended it in between.
+    stepped = replace(call, value=value)
+    screen = await run_step(rt, rt.menu, stepped, state)
     body = render_ussd(screen)
-    await _write(store, key, answer_key, request.text, body, screen, phone=request.phone)
+    await _write(store, key, answer_key, request.text, body, screen, stepped)
     return body
 
 
@@ -317,20 +312,6 @@ def _note_limit_hit(rt: Runtime, phone: str, now: datetime, record: bool) -> str
         return ussd_limit_hit(session, rt.config, phone, now, record=record)
 
 
-async def _step(rt: Runtime, call: Call, state: State) -> Screen:
-    """Apply the input to the state just read and perform what the menu asks, as `advance`
-    does; `advance` would read the session again, and a redelivery of the same request
-    running alongside may have ended it in between."""
-    now = datetime.now(UTC)
-    context = Context(operators_available=operators_open(rt.menu, now))
-    screen = step(rt.menu, state, call.value, context)
-    while screen.action is not None and screen.action.kind != "enqueue":
-        action = screen.action
-        outcome = await run_in_threadpool(perform, rt, rt.menu, call, screen.state, action, now)
-        screen = resume(rt.menu, screen.state, action, outcome)
-    return screen
-
-
 def unavailable_text(menu: Menu) -> str:
     """END screen when Redis or the code failed: the citizen is told, not left hanging."""
     prompts = menu.prompts.get(menu.config.default_language, {})
@@ -341,10 +322,8 @@ def unavailable_text(menu: Menu) -> str:
 
 
 async def at_ussd(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
     try:
-        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
-        form = await read_form(request)
+        rt, form = await verified_at_form(request)
         ussd = parse_ussd(form, rt.config.country)
     except BadRequest as exc:
         return PlainTextResponse(exc.reason, status_code=exc.status)

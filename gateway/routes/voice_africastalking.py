@@ -10,17 +10,12 @@ in here with `direction=Outbound`, recognised by its `sessionId`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
-from xml.sax.saxutils import escape, quoteattr
 
 import redis
 from sqlalchemy.exc import DBAPIError
@@ -30,45 +25,35 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from casestore import calls
-from gateway import livequeue
+from gateway.answer_once import answer_once, exclusive
 from gateway.forms import BadRequest, read_form
-from gateway.menu_session import Call, advance
-from gateway.providers.africastalking import PROVIDER, VoiceRequest, parse_voice, verify_token
+from gateway.live import leg
+from gateway.live import queue as livequeue
+from gateway.menu_session import Call, advance, session_key
+from gateway.providers.africastalking import PROVIDER, VoiceRequest, parse_voice
+from gateway.providers.africastalking.voice import (
+    EMPTY,
+    REJECT,
+    Voice,
+    render_screen,
+    render_words,
+    voice_of,
+)
 from gateway.routes import operator_leg, voice_notice, voice_survey
-from gateway.routes.missed_call import AT_REJECT, handle_missed_call, is_missed_call_number
-from gateway.routes.webhooks import refuse, runtime
+from gateway.routes.missed_call import handle_missed_call, is_missed_call_number
+from gateway.routes.verified import verified_at
+from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
-from ivr.machine import Expect, Screen
-from ivr.menu import Menu
+from ivr.speech import speech
 from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
 
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/africastalking/voice"
-XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
-EMPTY = XML_HEAD + "<Response/>"
-CHOICE_TIMEOUT = 10  # seconds to press a key
-DIGITS_TIMEOUT = 30  # seconds to key a whole tracking number
-DEFAULT_VOICE = "woman"  # AT documents "man" and "woman"
 # One step of a session at a time: AT may redeliver while we are still answering.
-LOCK_MS = 15_000
+LOCK_SECONDS = 15.0
 LOCK_WAIT = 3.0
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 _INPUTS = {"d": "digits", "r": "recording"}
-# Speech the menu prompts do not cover; `[ivr.voice.<lang>]` may override each. "option" and
-# "sorry" say what gateway.routes.voice_twilio says, so both providers sound the same.
-SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
-    "es": {
-        "option": "{label}: presione {key}.",
-        "queue_notice": "Aguarde en linea, por favor. Lo atendera la primera persona libre.",
-        "sorry": "Disculpe, ahora no podemos atenderlo. Por favor llame mas tarde.",
-    },
-    "en": {
-        "option": "{label}: press {key}.",
-        "queue_notice": "Please hold. The first available person will answer.",
-        "sorry": "Sorry, we cannot take your call right now. Please call again later.",
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -98,74 +83,6 @@ def step_value(request: VoiceRequest, step: Step) -> str | None:
     return request.digits or ""  # a GetDigits that timed out is "no input"
 
 
-# ---------------------------------------------------------------- rendering
-
-
-@dataclass(frozen=True)
-class Voice:
-    """How the menu is spoken and where the next step goes."""
-
-    voice: str
-    digits_url: str
-    recording_url: str
-    recording_max_seconds: int
-    hold_music_url: str | None
-
-
-def _say(text: str, voice: str) -> str:
-    return f'<Say voice={quoteattr(voice)} playBeep="false">{escape(text)}</Say>'
-
-
-def speech(menu: Menu, language: str, name: str) -> str:
-    """A speech-only text: `[ivr.voice.<lang>] <name>`, else the built-in default."""
-    override = menu.config.raw.get("ivr", {}).get("voice", {}).get(language, {}).get(name)
-    return str(override or (SPEECH_DEFAULTS.get(language) or SPEECH_DEFAULTS["en"])[name])
-
-
-def spoken_options(menu: Menu, screen: Screen) -> str:
-    """The options read out: "Nuevo pedido: presione 1." (keys digit by digit)."""
-    template = speech(menu, screen.state.language, "option")
-    return " ".join(
-        template.format(label=label, key=" ".join(key)) for key, label in screen.options
-    )
-
-
-def render_screen(menu: Menu, screen: Screen, voice: Voice) -> str:
-    """The Screen as AT voice XML; a document that simply ends hangs the call up."""
-    lang = screen.state.language
-    if screen.action is not None and screen.action.kind == "enqueue":
-        # AT's Enqueue has no waitUrl: nothing can be said while the caller waits.
-        text = f"{screen.text} {speech(menu, lang, 'queue_notice')}".strip()
-        hold = f" holdMusic={quoteattr(voice.hold_music_url)}" if voice.hold_music_url else ""
-        name = quoteattr(screen.action.department or menu.operator_department)
-        said = _say(text, voice.voice) if text else ""
-        return f"{XML_HEAD}<Response>{said}<Enqueue name={name}{hold}/></Response>"
-    if screen.end or screen.expect == Expect.NOTHING:
-        said = _say(screen.text, voice.voice) if screen.text else ""
-        return f"{XML_HEAD}<Response>{said}</Response>"
-    if screen.expect == Expect.RECORDING:
-        return (
-            f'{XML_HEAD}<Response><Record finishOnKey="#" '
-            f'maxLength="{voice.recording_max_seconds}" trimSilence="true" playBeep="true" '
-            f"callbackUrl={quoteattr(voice.recording_url)}>"
-            f"{_say(screen.text, voice.voice)}</Record></Response>"
-        )
-    if screen.expect == Expect.DIGITS:
-        text, digits, timeout = screen.text, screen.digits or 12, DIGITS_TIMEOUT
-    else:  # a choice; free text cannot be keyed on a phone, so it is read as one too
-        text = f"{screen.text} {spoken_options(menu, screen)}".strip()
-        digits = max((len(key) for key, _ in screen.options), default=1)
-        timeout = CHOICE_TIMEOUT
-    url = quoteattr(voice.digits_url)
-    # If nothing is pressed AT goes on to the next action: the Redirect brings that back to
-    # the same step as "no input", so silence counts as an invalid attempt.
-    return (
-        f'{XML_HEAD}<Response><GetDigits numDigits="{digits}" timeout="{timeout}" '
-        f'finishOnKey="#" callbackUrl={url}>{_say(text, voice.voice)}</GetDigits>'
-        f"<Redirect>{escape(voice.digits_url)}</Redirect></Response>"
-    )
-
-
 def _step_url(rt: Runtime, number: int, collects: str) -> str:
     query = urlencode({"token": rt.settings.at_webhook_token or "", "step": number, "in": collects})
     return f"{rt.settings.public_url}{PATH}?{query}"
@@ -173,9 +90,8 @@ def _step_url(rt: Runtime, number: int, collects: str) -> str:
 
 def _voice_for(rt: Runtime, language: str, next_step: int) -> Voice:
     ivr = rt.config.raw.get("ivr", {})
-    table = ivr.get("voice", {}).get(language, {})
     return Voice(
-        voice=str(table.get("at_voice") or DEFAULT_VOICE),
+        voice=voice_of(rt.config, language),
         digits_url=_step_url(rt, next_step, "d"),
         recording_url=_step_url(rt, next_step, "r"),
         recording_max_seconds=int(ivr.get("recording_max_seconds", 120)),
@@ -184,24 +100,6 @@ def _voice_for(rt: Runtime, language: str, next_step: int) -> Voice:
 
 
 # ---------------------------------------------------------------- the route
-
-
-@contextlib.asynccontextmanager
-async def _one_at_a_time(client: redis.Redis, key: str) -> AsyncIterator[None]:
-    """Serialise the requests of one call; after LOCK_WAIT go on rather than keep AT waiting."""
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + LOCK_WAIT
-    held = False
-    while not held:
-        held = bool(client.set(key, token, nx=True, px=LOCK_MS))
-        if held or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:
-        if held:
-            client.eval(_RELEASE, 1, key, token)
 
 
 @dataclass(frozen=True)
@@ -268,7 +166,7 @@ async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
         and is_missed_call_number(rt.config, request.destination)
     ):
         await handle_missed_call(rt, PROVIDER, request.session_id, request.phone)
-        return AT_REJECT
+        return REJECT
     if step.number == 0 and request.outbound:  # an operator's phone answering "take call"?
         dequeue = await run_in_threadpool(operator_leg.at_leg_answer, rt, request.session_id)
         if dequeue is not None:
@@ -307,7 +205,7 @@ async def _menu_answer(rt: Runtime, request: VoiceRequest, step: Step) -> str:
 async def _finish(rt: Runtime, request: VoiceRequest) -> str:
     """The last request (isActive=0): keep a recording the caller hung up on, then clean up."""
     store = rt.menu_store
-    key = f"{PROVIDER}:{request.session_id}"
+    key = session_key(PROVIDER, request.session_id)
     state = store.load(key)
     if state is not None and state.node == "describe" and request.recording_url:
         # Many callers hang up instead of pressing "#": the recording still becomes the case
@@ -328,7 +226,7 @@ async def _finish(rt: Runtime, request: VoiceRequest) -> str:
         )
     store.drop(key)
     rt.redis.delete(rt.redis_keys.atvoice + "party:" + request.session_id)
-    await run_in_threadpool(operator_leg.at_session_ended, rt, request.session_id)
+    await run_in_threadpool(leg.at_session_ended, rt, request.session_id)
     if request.outbound:
         reason = request.hangup_cause or request.session_state or None
 
@@ -343,9 +241,8 @@ async def _finish(rt: Runtime, request: VoiceRequest) -> str:
 
 
 async def at_voice(request: Request) -> Response:
-    rt = runtime(request)
     try:
-        verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        rt = verified_at(request)
         step = parse_step(request.query_params)
         form = await read_form(request)
         voice_request = parse_voice(form, rt.config.country)
@@ -363,16 +260,17 @@ async def at_voice(request: Request) -> Response:
 
 async def _answer(rt: Runtime, voice_request: VoiceRequest, step: Step) -> str:
     session_id = voice_request.session_id
-    async with _one_at_a_time(rt.redis, rt.redis_keys.atvoice + "lock:" + session_id):
+    # One request of a call at a time; after LOCK_WAIT go on rather than keep AT waiting.
+    lock = rt.redis_keys.atvoice + "lock:" + session_id
+    async with exclusive(rt.redis, lock, hold_seconds=LOCK_SECONDS, wait_seconds=LOCK_WAIT):
         if not voice_request.active:
             return await _finish(rt, voice_request)
-        answer_key = f"atvoice:{session_id}:{step.number}"
-        cached = rt.menu_store.cached(answer_key)
-        if cached is not None:
-            return cached  # a redelivered step: same answer, nothing done twice
-        answer = await _menu_answer(rt, voice_request, step)
-        rt.menu_store.cache(answer_key, answer)
-        return answer
+        # A redelivered step: same answer, nothing done twice.
+        return await answer_once(
+            rt.menu_store.answers,
+            f"atvoice:{session_id}:{step.number}",
+            lambda: _menu_answer(rt, voice_request, step),
+        )
 
 
 def _is_redis(exc: Exception) -> bool:
@@ -381,11 +279,7 @@ def _is_redis(exc: Exception) -> bool:
 
 def _sorry(rt: Runtime) -> str:
     language = rt.config.default_language
-    voice = str(
-        rt.config.raw.get("ivr", {}).get("voice", {}).get(language, {}).get("at_voice")
-        or DEFAULT_VOICE
-    )
-    return f"{XML_HEAD}<Response>{_say(speech(rt.menu, language, 'sorry'), voice)}</Response>"
+    return render_words(speech(rt.config, language, "sorry"), voice_of(rt.config, language))
 
 
 routes: list[BaseRoute] = [Route(PATH, at_voice, methods=["POST"])]

@@ -14,51 +14,36 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from twilio.twiml.voice_response import VoiceResponse
 
 from casestore import calls
 from casestore.models import OutboundCall
 from casestore.reach import NOTICE
 from gateway.forms import BadRequest
 from gateway.providers import africastalking, twilio
+from gateway.providers.africastalking import voice as at_voice
+from gateway.providers.twilio import voice as twilio_voice
 from gateway.routes.voice_twilio import verified_call
 from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
 
 TWILIO_PATH = "/webhooks/twilio/notice"
-XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
-DEFAULT_AT_VOICE = "woman"
-
-
-def _voice_settings(rt: Runtime, language: str) -> dict[str, Any]:
-    table = rt.config.raw.get("ivr", {}).get("voice", {})
-    return dict(table.get(language) or table.get(rt.config.default_language) or {})
 
 
 def render_twiml(rt: Runtime, message: str, language: str) -> str:
     """TwiML: the message, a pause, the message again, hang up."""
-    settings = _voice_settings(rt, language)
-    voice = {k: str(settings[k]) for k in ("language", "voice") if settings.get(k)}
-    response = VoiceResponse()
-    response.say(message, **voice)
-    response.pause(length=1)
-    response.say(message, **voice)
-    response.hangup()
-    return str(response)
+    voice = twilio_voice.voice_of(rt.config, language, fallback=True)
+    return twilio_voice.render_notice(message, voice)
 
 
 def render_at(rt: Runtime, message: str, language: str) -> str:
     """AT voice XML: the message twice (the call ends after the last action)."""
-    voice = str(_voice_settings(rt, language).get("at_voice") or DEFAULT_AT_VOICE)
-    said = f'<Say voice={quoteattr(voice)} playBeep="false">{escape(message)}</Say>'
-    return f"{XML_HEAD}<Response>{said}{said}</Response>"
+    return at_voice.render_notice(message, at_voice.voice_of(rt.config, language, fallback=True))
 
 
 def parse_call_id(query: Any) -> int:

@@ -20,36 +20,32 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlencode
-from xml.sax.saxutils import escape, quoteattr
 
-import redis
 from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from twilio.twiml.voice_response import VoiceResponse
 
 from casestore import calls
 from feedback.voice import VoiceScreen, answer_call, begin_call, prompt, survey_of_call
-from gateway.forms import BadRequest, read_form, signed_fields
+from gateway.answer_once import answer_once
+from gateway.forms import BadRequest, read_form
 from gateway.providers import africastalking, twilio
 from gateway.providers.africastalking import parse_voice
+from gateway.providers.africastalking import voice as at_voice
+from gateway.providers.twilio import voice as twilio_voice
+from gateway.routes.verified import verified_at, verified_twilio_form
 from gateway.routes.voice_twilio import parse_call
-from gateway.routes.webhooks import public_url, refuse, runtime
+from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 TWILIO_PATH = "/webhooks/twilio/survey"
 AT_PATH = "/webhooks/africastalking/survey"
-XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
-AT_EMPTY = XML_HEAD + "<Response/>"
-KEY_TIMEOUT = 8  # seconds to press the key before the question counts as unanswered
 LAST_STEP = 2  # the question, then once more
-DEFAULT_AT_VOICE = "woman"
 _CACHE = "survey:"
 
 
@@ -80,57 +76,25 @@ def _next_query(survey_id: int, screen: VoiceScreen) -> dict[str, int]:
     return {"survey": survey_id, "step": screen.next_step, "keyed": int(screen.keyed)}
 
 
-def _voice_settings(rt: Runtime, language: str) -> Mapping[str, Any]:
-    table = rt.config.raw.get("ivr", {}).get("voice", {})
-    return table.get(language) or table.get(rt.config.default_language) or {}
-
-
 # ---------------------------------------------------------------- rendering
 
 
 def render_twiml(rt: Runtime, screen: VoiceScreen, survey_id: int) -> str:
     """TwiML: the text inside a one-key Gather, or the text and a hang-up."""
-    settings = _voice_settings(rt, screen.language)
-    voice = {k: str(settings[k]) for k in ("language", "voice") if settings.get(k)}
-    response = VoiceResponse()
-    if screen.gather:
-        action = (
-            f"{rt.settings.public_url}{TWILIO_PATH}?{urlencode(_next_query(survey_id, screen))}"
-        )
-        gather = response.gather(
-            input="dtmf",
-            num_digits=1,
-            timeout=KEY_TIMEOUT,
-            action=action,
-            method="POST",
-            action_on_empty_result=True,  # silence comes back too: it is an answer to handle
-        )
-        gather.say(screen.text, **voice)
-        return str(response)
-    if screen.text:
-        response.say(screen.text, **voice)
-    response.hangup()
-    return str(response)
-
-
-def _at_say(rt: Runtime, screen: VoiceScreen) -> str:
-    voice = str(_voice_settings(rt, screen.language).get("at_voice") or DEFAULT_AT_VOICE)
-    return f'<Say voice={quoteattr(voice)} playBeep="false">{escape(screen.text)}</Say>'
+    voice = twilio_voice.voice_of(rt.config, screen.language, fallback=True)
+    query = urlencode(_next_query(survey_id, screen))
+    action = f"{rt.settings.public_url}{TWILIO_PATH}?{query}" if screen.gather else None
+    return twilio_voice.render_survey(screen.text, voice, action)
 
 
 def render_at(rt: Runtime, screen: VoiceScreen, survey_id: int) -> str:
     """AT voice XML: the text inside a one-key GetDigits, or the text (the call then ends)."""
-    if not screen.gather:
-        said = _at_say(rt, screen) if screen.text else ""
-        return f"{XML_HEAD}<Response>{said}</Response>"
-    query = {"token": rt.settings.at_webhook_token or "", **_next_query(survey_id, screen)}
-    url = f"{rt.settings.public_url}{AT_PATH}?{urlencode(query)}"
-    # Nothing pressed: AT goes on to the Redirect, which brings the silence to the same step.
-    return (
-        f'{XML_HEAD}<Response><GetDigits numDigits="1" timeout="{KEY_TIMEOUT}" '
-        f'finishOnKey="#" callbackUrl={quoteattr(url)}>{_at_say(rt, screen)}</GetDigits>'
-        f"<Redirect>{escape(url)}</Redirect></Response>"
-    )
+    voice = at_voice.voice_of(rt.config, screen.language, fallback=True)
+    url = None
+    if screen.gather:
+        query = {"token": rt.settings.at_webhook_token or "", **_next_query(survey_id, screen)}
+        url = f"{rt.settings.public_url}{AT_PATH}?{urlencode(query)}"
+    return at_voice.render_survey(screen.text, voice, url)
 
 
 def _sorry(rt: Runtime, provider: str) -> str:
@@ -142,38 +106,24 @@ def _sorry(rt: Runtime, provider: str) -> str:
 # ---------------------------------------------------------------- answering once per step
 
 
-def _cached(rt: Runtime, key: str) -> str | None:
-    try:
-        return rt.menu_store.cached(_CACHE + key)
-    except redis.RedisError as exc:  # the database still makes the step safe to repeat
-        log.warning("survey call: answer cache unavailable: %s", type(exc).__name__)
-        return None
-
-
-def _cache(rt: Runtime, key: str, body: str) -> None:
-    try:
-        rt.menu_store.cache(_CACHE + key, body)
-    except redis.RedisError as exc:
-        log.warning("survey call: answer cache unavailable: %s", type(exc).__name__)
-
-
 async def _answer_once(
     rt: Runtime, provider: str, key: str, produce: Callable[[], str | None]
 ) -> Response:
-    """The step's answer: cached if already given, else produced (in a thread) and cached."""
-    body = _cached(rt, key)
+    """The step's answer: cached if already given, else produced (in a thread) and cached.
+    The cache is best effort: the database still makes the step safe to repeat."""
+
+    async def produced() -> str | None:
+        return await run_in_threadpool(produce)
+
+    try:
+        body = await answer_once(rt.menu_store.answers, _CACHE + key, produced, best_effort=True)
+    except DBAPIError:
+        raise  # the app answers 503; the step can come again and find nothing done
+    except Exception:  # a bug: the citizen hears an apology, never silence or a 500
+        log.exception("survey call step failed")
+        body = _sorry(rt, provider)
     if body is None:
-        try:
-            body = await run_in_threadpool(produce)
-        except DBAPIError:
-            raise  # the app answers 503; the step can come again and find nothing done
-        except Exception:  # a bug: the citizen hears an apology, never silence or a 500
-            log.exception("survey call step failed")
-            body = _sorry(rt, provider)
-        else:
-            if body is None:
-                return PlainTextResponse("unknown survey call", status_code=404)
-            _cache(rt, key, body)
+        return PlainTextResponse("unknown survey call", status_code=404)
     return Response(body, media_type="application/xml")
 
 
@@ -182,15 +132,8 @@ async def _answer_once(
 
 async def twilio_survey(request: Request) -> Response:
     """Twilio: the answered survey call (step 0) and each key pressed after the question."""
-    rt = runtime(request)
     try:
-        form = await read_form(request)
-        twilio.verify_signature(
-            rt.settings.twilio_auth_token,
-            public_url(request),
-            signed_fields(request, form),
-            request.headers.get("x-twilio-signature"),
-        )
+        rt, form = await verified_twilio_form(request)
         call = parse_call(form, rt.config.country)
         at = parse_position(request.query_params)
     except BadRequest as exc:
@@ -231,9 +174,8 @@ async def at_answered(rt: Runtime, session_id: str) -> str | None:
 
 async def at_survey(request: Request) -> Response:
     """Africa's Talking: each key pressed (or the silence) after the survey question."""
-    rt = runtime(request)
     try:
-        africastalking.verify_token(rt.settings.at_webhook_token, request.query_params.get("token"))
+        rt = verified_at(request)
         at = parse_position(request.query_params)
         if at.step == 0:
             raise BadRequest("step must be 1 or 2: the call starts on the voice callback")
@@ -255,7 +197,7 @@ async def at_survey(request: Request) -> Response:
                 )
 
         await run_in_threadpool(ended)
-        return Response(AT_EMPTY, media_type="application/xml")
+        return Response(at_voice.EMPTY, media_type="application/xml")
 
     def produce() -> str | None:
         now = datetime.now(UTC)

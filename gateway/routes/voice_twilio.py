@@ -16,14 +16,10 @@ Queue name = department code; urgent callers join the same queue (the case carri
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlencode
 
 import redis
 from sqlalchemy.exc import DBAPIError
@@ -31,36 +27,39 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from twilio.twiml.voice_response import VoiceResponse
 
-from casestore.menu_actions import spoken_tracking
-from gateway import livequeue
-from gateway.forms import BadRequest, read_form, require, signed_fields
+from gateway.answer_once import answer_once, exclusive
+from gateway.forms import BadRequest, require
+from gateway.live import queue as livequeue
 from gateway.menu_session import Call, advance, perform
+from gateway.menu_session import session_key as menu_session_key
 from gateway.menu_store import SessionStore
-from gateway.providers import twilio
+from gateway.providers.twilio.voice import (
+    EMPTY,
+    HOLD_PATH,
+    QUEUE_PATH,
+    STATUS_PATH,
+    VOICE_PATH,
+    WAIT_PATH,
+    render_goodbye,
+    render_hold,
+    render_redirect,
+    render_screen,
+    render_wait,
+    voice_of,
+)
 from gateway.rediskeys import keys_of
+from gateway.routes.verified import verified_twilio_form
 from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
 from gateway.runtime import Runtime
-from ivr.machine import Action, Expect, Screen, State, queue_wait, resume
+from ivr.machine import Action, State, queue_wait, resume
 from ivr.menu import Menu
+from ivr.speech import speech
 from sms.phone import PhoneError, sender_phone
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "twilio"
-VOICE_PATH = "/webhooks/twilio/voice"
-WAIT_PATH = VOICE_PATH + "/wait"
-HOLD_PATH = VOICE_PATH + "/hold"
-QUEUE_PATH = VOICE_PATH + "/queue"
-STATUS_PATH = VOICE_PATH + "/status"
-
-# Gather timeouts (seconds without a key press before Twilio posts what it has).
-CHOICE_TIMEOUT = 6
-PAIR_TIMEOUT = 4  # screens with a two-digit key ("98"): a single key goes after this pause
-DIGITS_TIMEOUT = 10
-WAIT_TIMEOUT = 15
-RECORD_SILENCE = 5
 MAX_STEP = 10_000
 
 # QueueResult of the Enqueue action: what the caller hears next.
@@ -72,21 +71,6 @@ FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "ca
 
 LOCK_SECONDS = 15
 TWIN_WAIT_SECONDS = 10.0
-
-# Built-in speech that the menu prompts do not cover; `[ivr.voice.<lang>]` may override them.
-SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
-    "es": {
-        "option": "{label}: presione {key}.",
-        "sorry": "Disculpe, ahora no podemos atenderlo. Por favor llame mas tarde.",
-    },
-    "en": {
-        "option": "{label}: press {key}.",
-        "sorry": "Sorry, we cannot take your call right now. Please call again later.",
-    },
-}
-# Nine or more digits, possibly separated by single spaces or hyphens: a tracking number.
-DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){8,}")
-EMPTY = str(VoiceResponse())
 
 
 @dataclass(frozen=True)
@@ -161,126 +145,13 @@ def _number(form: Mapping[str, str], name: str, default: int) -> int:
 
 def session_key(call_sid: str) -> str:
     """The key `advance` keeps this call's menu session under."""
-    return f"{PROVIDER}:{call_sid}"
+    return menu_session_key(PROVIDER, call_sid)
 
 
-# ---------------------------------------------------------------- rendering
-
-
-def _voice(menu: Menu, language: str) -> dict[str, str]:
-    table: Mapping[str, Any] = menu.config.raw.get("ivr", {}).get("voice", {})
-    settings = table.get(language, {})
-    return {k: str(settings[k]) for k in ("language", "voice") if settings.get(k)}
-
-
-def _speech(menu: Menu, language: str, name: str) -> str:
-    table: Mapping[str, Any] = menu.config.raw.get("ivr", {}).get("voice", {})
-    override = table.get(language, {}).get(name)
-    defaults = SPEECH_DEFAULTS.get(language) or SPEECH_DEFAULTS["en"]
-    return str(override or defaults[name])
-
-
-def _speak(parent: Any, text: str, voice: Mapping[str, str]) -> None:
-    """Say `text`; a tracking number in it is read digit by digit, in groups, then a pause."""
-    position = 0
-    for run in DIGIT_RUN.finditer(text):
-        before = text[position : run.start()].strip().lstrip(".,;")
-        if before.strip():
-            parent.say(before.strip(), **voice)
-        parent.say(spoken_tracking(re.sub(r"\D", "", run.group())), **voice)
-        parent.pause(length=1)
-        position = run.end()
-    rest = text[position:].strip().lstrip(".,;").strip()
-    if rest:
-        parent.say(rest, **voice)
-
-
-def _url(base: str, path: str, **params: str | int) -> str:
-    return f"{base}{path}?{urlencode(params)}" if params else f"{base}{path}"
-
-
-def render_screen(menu: Menu, base: str, screen: Screen, next_step: int) -> str:
-    """TwiML for one menu screen; action URLs carry `next_step`."""
-    lang = screen.state.language
-    voice = _voice(menu, lang)
-    response = VoiceResponse()
-    action = _url(base, VOICE_PATH, step=next_step)
-    if screen.action is not None and screen.action.kind == "enqueue":
-        _speak(response, screen.text, voice)
-        department = screen.action.department or menu.operator_department
-        flags = {"q": department, "u": "1" if screen.action.urgent else "0"}
-        response.enqueue(
-            department,
-            wait_url=_url(base, WAIT_PATH, **flags),
-            wait_url_method="POST",
-            action=_url(base, QUEUE_PATH, step=next_step, **flags),
-            method="POST",
-        )
-    elif screen.end or screen.expect == Expect.NOTHING:
-        _speak(response, screen.text, voice)
-        response.hangup()
-    elif screen.expect == Expect.RECORDING:
-        _speak(response, screen.text, voice)
-        recorded = _url(base, VOICE_PATH, step=next_step, rec=1)
-        response.record(
-            action=recorded,
-            method="POST",
-            max_length=int(menu.config.raw.get("ivr", {}).get("recording_max_seconds", 120)),
-            timeout=RECORD_SILENCE,
-            finish_on_key="#",
-            play_beep=True,
-        )
-        # Twilio skips the action when nothing was recorded: the same step then sees no URL.
-        response.redirect(recorded, method="POST")
-    elif screen.expect == Expect.DIGITS:
-        gather = response.gather(
-            input="dtmf",
-            num_digits=screen.digits or menu.config.tracking_length,
-            finish_on_key="#",
-            timeout=DIGITS_TIMEOUT,
-            action=action,
-            method="POST",
-            action_on_empty_result=True,
-        )
-        _speak(gather, screen.text, voice)
-    else:
-        pair = any(len(key) > 1 for key, _ in screen.options)
-        gather = response.gather(
-            input="dtmf",
-            num_digits=2 if pair else 1,
-            finish_on_key="#" if pair else None,
-            timeout=PAIR_TIMEOUT if pair else CHOICE_TIMEOUT,
-            action=action,
-            method="POST",
-            action_on_empty_result=True,
-        )
-        phrase = _speech(menu, lang, "option")
-        spoken = [phrase.format(label=label, key=" ".join(key)) for key, label in screen.options]
-        _speak(gather, " ".join([screen.text, *spoken]), voice)
-    return str(response)
-
-
-def render_wait(menu: Menu, base: str, screen: Screen, department: str, urgent: bool) -> str:
-    """While queued: position and wait, inside a Gather whose 1 leaves a call-back request."""
-    response = VoiceResponse()
-    gather = response.gather(
-        input="dtmf",
-        num_digits=1,
-        timeout=WAIT_TIMEOUT,
-        action=_url(base, HOLD_PATH, q=department, u="1" if urgent else "0"),
-        method="POST",
-    )
-    _speak(gather, screen.text, _voice(menu, screen.state.language))
-    # Nothing pressed: the document ends and Twilio requests the waitUrl again.
-    return str(response)
-
-
-def render_goodbye(menu: Menu, language: str, name: str = "goodbye") -> str:
-    response = VoiceResponse()
-    text = menu.prompt(name, language) if name != "sorry" else _speech(menu, language, name)
-    _speak(response, text, _voice(menu, language))
-    response.hangup()
-    return str(response)
+def goodbye(menu: Menu, language: str, name: str = "goodbye") -> str:
+    """The last words (the menu's goodbye prompt, or the apology) and hang up."""
+    text = menu.prompt(name, language) if name != "sorry" else speech(menu.config, language, name)
+    return render_goodbye(text, voice_of(menu.config, language))
 
 
 # ---------------------------------------------------------------- routes
@@ -293,14 +164,7 @@ def _xml(twiml: str) -> Response:
 async def verified_call(request: Request) -> tuple[Runtime, dict[str, str], VoiceCall]:
     """A Twilio voice webhook read, its signature checked, and its call parsed (BadRequest
     otherwise): every Twilio call route starts here."""
-    rt = runtime(request)
-    form = await read_form(request)
-    twilio.verify_signature(
-        rt.settings.twilio_auth_token,
-        public_url(request),
-        signed_fields(request, form),
-        request.headers.get("x-twilio-signature"),
-    )
+    rt, form = await verified_twilio_form(request)
     return rt, form, parse_call(form, rt.config.country)
 
 
@@ -317,35 +181,24 @@ async def _guarded(request: Request, handler: Callable[[], Awaitable[Response]])
         bug = not isinstance(exc, redis.RedisError)
         log.error("voice step failed: %s", type(exc).__name__, exc_info=bug)
         menu = runtime(request).menu
-        return _xml(render_goodbye(menu, menu.config.default_language, "sorry"))
+        return _xml(goodbye(menu, menu.config.default_language, "sorry"))
 
 
 async def _once(
     store: SessionStore, key: str, again_url: str, produce: Callable[[], Awaitable[str]]
 ) -> Response:
     """Answer a step once: a redelivery (even concurrent) gets the first answer back."""
-    cached = store.cached(key)
+    cached = store.answers.get(key)
     if cached is not None:
         return _xml(cached)
     lock = keys_of(store.client).twilio_voice_lock + key
-    if not store.client.set(lock, "1", nx=True, ex=LOCK_SECONDS):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + TWIN_WAIT_SECONDS
-        while loop.time() < deadline:
-            await asyncio.sleep(0.05)
-            cached = store.cached(key)
-            if cached is not None:
-                return _xml(cached)
-        # Still busy: ask Twilio to come back; by then the answer is cached.
-        response = VoiceResponse()
-        response.redirect(again_url, method="POST")
-        return _xml(str(response))
-    try:
-        twiml = await produce()
-        store.cache(key, twiml)
-    finally:
-        store.client.delete(lock)
-    return _xml(twiml)
+    async with exclusive(
+        store.client, lock, hold_seconds=LOCK_SECONDS, wait_seconds=TWIN_WAIT_SECONDS, poll=0.05
+    ) as held:
+        if not held:  # still busy: ask Twilio to come back; by then the answer is cached
+            return _xml(render_redirect(again_url))
+        # The twin we waited for has answered: that answer is the one kept.
+        return _xml(await answer_once(store.answers, key, produce))
 
 
 async def voice(request: Request) -> Response:
@@ -398,15 +251,13 @@ async def hold(request: Request) -> Response:
     async def handle() -> Response:
         rt, form, call = await verified_call(request)
         parse_queue(request.query_params, rt.menu)
-        response = VoiceResponse()
         if form.get("Digits", "").strip() == "1":
-            if call.phone is not None:  # a withheld number cannot be called back: keep waiting
-                response.leave()
-        else:
-            state = rt.menu_store.load(session_key(call.call_sid))
-            lang = state.language if state else rt.menu.config.default_language
-            _speak(response, rt.menu.prompt("invalid", lang), _voice(rt.menu, lang))
-        return _xml(str(response))
+            # A withheld number cannot be called back: it keeps waiting.
+            return _xml(render_hold(call.phone is not None, None, {}))
+        state = rt.menu_store.load(session_key(call.call_sid))
+        lang = state.language if state else rt.menu.config.default_language
+        invalid = rt.menu.prompt("invalid", lang)
+        return _xml(render_hold(False, invalid, voice_of(rt.menu.config, lang)))
 
     return await _guarded(request, handle)
 
@@ -428,7 +279,7 @@ async def queue_result(request: Request) -> Response:
         async def produce() -> str:
             key = session_key(call.call_sid)
             state = store.load(key) or State(channel="voice", language=menu.config.default_language)
-            twiml = render_goodbye(menu, state.language)
+            twiml = goodbye(menu, state.language)
             if result in GONE_RESULTS:
                 twiml = EMPTY
             elif result in CALLBACK_RESULTS and call.phone is not None:

@@ -24,9 +24,9 @@ from starlette.templating import Jinja2Templates
 from casestore import calls
 from casestore.calls import OPERATOR_BRIDGE, CallStatus
 from casestore.models import OutboundCall
-from gateway import livequeue
 from gateway.forms import BadRequest, form_id, read_form
-from gateway.routes import operator_leg
+from gateway.live import leg
+from gateway.live import queue as livequeue
 from gateway.runtime import Runtime
 from gateway.simulators import access as simulator_access
 from sms.phone import PhoneError, contact_key, normalise_phone
@@ -140,7 +140,7 @@ def _answer(rt: Runtime, row: OutboundCall) -> bool:
             return False
     caller_sid = livequeue.call_for_leg(rt.redis, row.provider_ref or "")
     if caller_sid is not None:
-        operator_leg.bridged(rt, caller_sid, row.provider_ref, None)
+        leg.bridged(rt, caller_sid, row.provider_ref, None)
     return True
 
 
@@ -154,7 +154,7 @@ def _finish(rt: Runtime, row: OutboundCall, status: CallStatus) -> None:
             reason="simulator",
             now=datetime.now(UTC),
         )
-    operator_leg.leg_finished(rt, row.provider_ref or "", status)
+    leg.leg_finished(rt, row.provider_ref or "", status)
 
 
 async def simulator_call(request: Request) -> Response:

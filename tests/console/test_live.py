@@ -33,11 +33,11 @@ from casestore.models import (
     OutboundCall,
 )
 from casestore.operators import create_operator, start_console_session
-from gateway import livequeue
 from gateway.app import create_app
 from gateway.console.auth import COOKIE
 from gateway.forms import parse_form
-from gateway.livequeue import Waiting
+from gateway.live import queue as livequeue
+from gateway.live.queue import Waiting
 from gateway.settings import load_settings
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env
 from tests.fakeprovider import FakeProvider, _json_reply, _Reply

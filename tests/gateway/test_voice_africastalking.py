@@ -27,13 +27,8 @@ from casestore.models import CallbackRequest
 from casestore.tracking import format_tracking, parse_tracking
 from gateway.app import create_app
 from gateway.forms import BadRequest, parse_form
-from gateway.routes.voice_africastalking import (
-    PATH,
-    Voice,
-    parse_step,
-    parse_voice,
-    render_screen,
-)
+from gateway.providers.africastalking.voice import Voice, parse_voice, render_screen
+from gateway.routes.voice_africastalking import PATH, parse_step
 from gateway.settings import load_settings
 from ivr.machine import Action, Expect, Screen, State
 from ivr.menu import load_menu

@@ -1,13 +1,19 @@
-"""Africa's Talking voice callbacks parsed into one normalised request."""
+"""Africa's Talking voice: callbacks parsed into one normalised request, answers as AT XML."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
+from casestore.config import Config
 from casestore.fit import column_length, fit_ref
 from casestore.models import Interaction
 from gateway.forms import BadRequest, require
+from ivr.machine import Expect, Screen
+from ivr.menu import Menu
+from ivr.speech import speech
 from sms.phone import PhoneError, sender_phone
 
 _KEYPAD = frozenset("0123456789*#")
@@ -67,3 +73,104 @@ def parse_voice(form: Mapping[str, str], country: str) -> VoiceRequest:
         session_state=(form.get("callSessionState") or "").strip(),
         hangup_cause=(form.get("hangupCause") or "").strip(),
     )
+
+
+# ---------------------------------------------------------------- rendering (AT voice XML)
+
+XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
+EMPTY = XML_HEAD + "<Response/>"
+REJECT = XML_HEAD + "<Response><Reject/></Response>"
+CHOICE_TIMEOUT = 10  # seconds to press a key
+DIGITS_TIMEOUT = 30  # seconds to key a whole tracking number
+SURVEY_KEY_TIMEOUT = 8  # seconds to press the rating key before the question counts unanswered
+DEFAULT_VOICE = "woman"  # AT documents "man" and "woman"
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How the menu is spoken and where the next step goes."""
+
+    voice: str
+    digits_url: str
+    recording_url: str
+    recording_max_seconds: int
+    hold_music_url: str | None
+
+
+def voice_of(config: Config, language: str, *, fallback: bool = False) -> str:
+    """The <Say voice> of `[ivr.voice.<language>] at_voice`; with `fallback`, the default
+    language's table when that language has none."""
+    table: Mapping[str, Any] = config.raw.get("ivr", {}).get("voice", {})
+    settings = table.get(language) or (table.get(config.default_language) if fallback else None)
+    return str((settings or {}).get("at_voice") or DEFAULT_VOICE)
+
+
+def say(text: str, voice: str) -> str:
+    """One <Say> element."""
+    return f'<Say voice={quoteattr(voice)} playBeep="false">{escape(text)}</Say>'
+
+
+def spoken_options(menu: Menu, screen: Screen) -> str:
+    """The options read out: "Nuevo pedido: presione 1." (keys digit by digit)."""
+    template = speech(menu.config, screen.state.language, "option")
+    return " ".join(
+        template.format(label=label, key=" ".join(key)) for key, label in screen.options
+    )
+
+
+def _get_digits(text: str, voice: str, url: str, digits: int, timeout: int) -> str:
+    # If nothing is pressed AT goes on to the next action: the Redirect brings that back to
+    # the same step as "no input", so silence counts as an invalid attempt.
+    return (
+        f'{XML_HEAD}<Response><GetDigits numDigits="{digits}" timeout="{timeout}" '
+        f'finishOnKey="#" callbackUrl={quoteattr(url)}>{say(text, voice)}</GetDigits>'
+        f"<Redirect>{escape(url)}</Redirect></Response>"
+    )
+
+
+def render_words(text: str, voice: str) -> str:
+    """Only words (none when `text` is empty); a document that simply ends hangs the call up."""
+    said = say(text, voice) if text else ""
+    return f"{XML_HEAD}<Response>{said}</Response>"
+
+
+def render_screen(menu: Menu, screen: Screen, voice: Voice) -> str:
+    """The Screen as AT voice XML; a document that simply ends hangs the call up."""
+    lang = screen.state.language
+    if screen.action is not None and screen.action.kind == "enqueue":
+        # AT's Enqueue has no waitUrl: nothing can be said while the caller waits.
+        text = f"{screen.text} {speech(menu.config, lang, 'queue_notice')}".strip()
+        hold = f" holdMusic={quoteattr(voice.hold_music_url)}" if voice.hold_music_url else ""
+        name = quoteattr(screen.action.department or menu.operator_department)
+        said = say(text, voice.voice) if text else ""
+        return f"{XML_HEAD}<Response>{said}<Enqueue name={name}{hold}/></Response>"
+    if screen.end or screen.expect == Expect.NOTHING:
+        return render_words(screen.text, voice.voice)
+    if screen.expect == Expect.RECORDING:
+        return (
+            f'{XML_HEAD}<Response><Record finishOnKey="#" '
+            f'maxLength="{voice.recording_max_seconds}" trimSilence="true" playBeep="true" '
+            f"callbackUrl={quoteattr(voice.recording_url)}>"
+            f"{say(screen.text, voice.voice)}</Record></Response>"
+        )
+    if screen.expect == Expect.DIGITS:
+        text, digits, timeout = screen.text, screen.digits or 12, DIGITS_TIMEOUT
+    else:  # a choice; free text cannot be keyed on a phone, so it is read as one too
+        text = f"{screen.text} {spoken_options(menu, screen)}".strip()
+        digits = max((len(key) for key, _ in screen.options), default=1)
+        timeout = CHOICE_TIMEOUT
+    return _get_digits(text, voice.voice, voice.digits_url, digits, timeout)
+
+
+def render_survey(text: str, voice: str, callback_url: str | None) -> str:
+    """The survey call: `text` inside a one-key GetDigits posting to `callback_url`, or only
+    `text` (the call then ends) when `callback_url` is None."""
+    if callback_url is None:
+        return render_words(text, voice)
+    return _get_digits(text, voice, callback_url, 1, SURVEY_KEY_TIMEOUT)
+
+
+def render_notice(message: str, voice: str) -> str:
+    """A notice call: the message twice (the call ends after the last action)."""
+    said = say(message, voice)
+    return f"{XML_HEAD}<Response>{said}{said}</Response>"

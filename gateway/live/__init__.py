@@ -1,0 +1,1 @@
+"""Live calls: who waits for a person (queue) and the operator's leg that bridges them (leg)."""
