@@ -529,3 +529,10 @@ def test_registry_builds_one_sender_per_environment_and_timeout(fake: FakeProvid
         assert fake.requests[-1].form["From"] == "+5491155550009"
     finally:
         registry.forget_clients()
+
+
+def test_a_provider_line_that_claims_sms_without_a_sender_is_refused() -> None:
+    with pytest.raises(TypeError, match="carrier-pigeon"):
+        registry.ProviderInfo(
+            "carrier-pigeon", ("PIGEON_",), sms=True, voice=False, transfers_live_calls=False
+        )

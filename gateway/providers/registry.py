@@ -51,9 +51,15 @@ class ProviderInfo:
     voice: bool  # places calls
     transfers_live_calls: bool  # can move a caller in a live call (bridge to an operator)
     sms_webhooks: SmsWebhooksFactory | None = None  # receives SMS and delivery statuses
-    sender: SenderFactory | None = None  # sends SMS (with `sms`)
-    caller: CallerFactory | None = None  # places calls (with `voice`)
+    sender: SenderFactory | None = None  # builds its SMS sender (given when `sms`)
+    caller: CallerFactory | None = None  # builds its caller (given when `voice`)
     recordings: RecordingsApi | None = None  # keeps call recordings it can delete
+
+    def __post_init__(self) -> None:
+        # The capability flags and the factories say the same thing; a line that disagrees
+        # (sms=True without a sender) would fail only when a message is sent.
+        if self.sms != (self.sender is not None) or self.voice != (self.caller is not None):
+            raise TypeError(f"{self.name}: sms/voice must match the sender/caller factories")
 
 
 PROVIDERS: tuple[ProviderInfo, ...] = (
@@ -89,8 +95,8 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ),
 )
 NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS)
-SMS_NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS if p.sender is not None)
-VOICE_NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS if p.caller is not None)
+SMS_NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS if p.sms)
+VOICE_NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS if p.voice)
 _BY_NAME = {p.name: p for p in PROVIDERS}
 ENV_PREFIXES: tuple[str, ...] = tuple(prefix for p in PROVIDERS for prefix in p.env_prefixes)
 
