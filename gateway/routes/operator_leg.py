@@ -54,7 +54,6 @@ from gateway.providers.base import Caller, CallResult, SendError
 from gateway.providers.registry import provider_env
 from gateway.providers.twilio import voice as twilio_voice
 from gateway.providers.twilio.voice import caller_phone
-from gateway.routes.missed_call import TWILIO_CALL_STATUS
 from gateway.routes.verified import verified_twilio_form
 from gateway.routes.webhooks import refuse, unavailable
 from gateway.runtime import Runtime
@@ -223,14 +222,10 @@ async def leg_status(request: Request) -> Response:
     """Status callback of the operator's call: its row, and the caller it never reached."""
     try:
         rt, form = await _verified(request)
-        require(form, "CallStatus")
-        raw = form["CallStatus"].strip().lower()
-        if raw not in TWILIO_CALL_STATUS:
-            allowed = ", ".join(TWILIO_CALL_STATUS)
-            raise BadRequest(f"unknown CallStatus {raw!r}; expected one of {allowed}")
+        report = twilio_voice.parse_call_status(form)
     except BadRequest as exc:
         return refuse(exc)
-    leg_ref, status = form["CallSid"].strip(), TWILIO_CALL_STATUS[raw]
+    leg_ref, status, raw = report.call_sid, report.status, report.provider_status
 
     def work() -> bool:
         with rt.sessions() as session, session.begin():

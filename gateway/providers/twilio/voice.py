@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from casestore.calls import CallStatus
 from casestore.config import Config
 from casestore.menu_actions import spoken_tracking
 from gateway.forms import BadRequest, require
@@ -84,6 +85,39 @@ def parse_call(form: Mapping[str, str], country: str) -> VoiceCall:
         status=form.get("CallStatus", "").strip().lower(),
         direction=direction,
     )
+
+
+# Twilio CallStatus -> what it means for a call we placed.
+CALL_STATUS_MAP: Mapping[str, CallStatus] = {
+    "queued": CallStatus.PLACED,
+    "initiated": CallStatus.PLACED,
+    "ringing": CallStatus.PLACED,
+    "in-progress": CallStatus.ANSWERED,
+    "completed": CallStatus.COMPLETED,
+    "busy": CallStatus.UNANSWERED,
+    "no-answer": CallStatus.UNANSWERED,
+    "canceled": CallStatus.UNANSWERED,
+    "failed": CallStatus.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class CallStatusReport:
+    """A call status callback for a call we placed."""
+
+    call_sid: str
+    status: CallStatus
+    provider_status: str  # Twilio's own word, lower case
+
+
+def parse_call_status(form: Mapping[str, str]) -> CallStatusReport:
+    """A Twilio call status callback; 400 naming a missing field or the unknown status."""
+    require(dict(form), "CallSid", "CallStatus")
+    raw = form["CallStatus"].strip().lower()
+    if raw not in CALL_STATUS_MAP:
+        allowed = ", ".join(CALL_STATUS_MAP)
+        raise BadRequest(f"unknown CallStatus {raw!r}; expected one of {allowed}")
+    return CallStatusReport(form["CallSid"].strip(), CALL_STATUS_MAP[raw], raw)
 
 
 def voice_of(config: Config, language: str, *, fallback: bool = False) -> dict[str, str]:
