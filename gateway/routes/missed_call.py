@@ -109,20 +109,6 @@ async def twilio_missed_call(request: Request) -> Response:
     return Response(twilio_voice.REJECT, media_type="application/xml")
 
 
-# Twilio CallStatus -> what it means for a call we placed.
-TWILIO_CALL_STATUS: Mapping[str, CallStatus] = {
-    "queued": CallStatus.PLACED,
-    "initiated": CallStatus.PLACED,
-    "ringing": CallStatus.PLACED,
-    "in-progress": CallStatus.ANSWERED,
-    "completed": CallStatus.COMPLETED,
-    "busy": CallStatus.UNANSWERED,
-    "no-answer": CallStatus.UNANSWERED,
-    "canceled": CallStatus.UNANSWERED,
-    "failed": CallStatus.FAILED,
-}
-
-
 _FINAL = frozenset({CallStatus.COMPLETED, CallStatus.UNANSWERED, CallStatus.FAILED})
 
 
@@ -130,11 +116,7 @@ async def twilio_call_status(request: Request) -> Response:
     """Twilio's status callback for a call we placed (the worker passes this URL)."""
     try:
         rt, form = await verified_twilio_form(request)
-        require(form, "CallSid", "CallStatus")
-        raw = form["CallStatus"].strip().lower()
-        if raw not in TWILIO_CALL_STATUS:
-            allowed = ", ".join(TWILIO_CALL_STATUS)
-            raise BadRequest(f"unknown CallStatus {raw!r}; expected one of {allowed}")
+        report = twilio_voice.parse_call_status(form)
     except BadRequest as exc:
         return refuse(exc)
 
@@ -143,15 +125,16 @@ async def twilio_call_status(request: Request) -> Response:
             return calls.mark_finished(
                 session,
                 twilio.PROVIDER,
-                form["CallSid"].strip(),
-                status=TWILIO_CALL_STATUS[raw],
-                reason=f"twilio {raw}",
+                report.call_sid,
+                status=report.status,
+                reason=f"twilio {report.provider_status}",
                 now=datetime.now(UTC),
             )
 
-    sid = form["CallSid"].strip()
-    if TWILIO_CALL_STATUS[raw].value in _FINAL:
-        rt.menu_store.drop(session_key(twilio.PROVIDER, sid))  # the menu session `advance` kept
+    if report.status in _FINAL:
+        rt.menu_store.drop(
+            session_key(twilio.PROVIDER, report.call_sid)
+        )  # the menu session `advance` kept
     if not await run_in_threadpool(work):
         return PlainTextResponse("unknown call", status_code=404)
     return PlainTextResponse("ok")

@@ -44,14 +44,14 @@ from gateway.forms import BadRequest, require
 from gateway.live import leg
 from gateway.live.leg import BridgeError
 from gateway.live.queue import Waiting
+from gateway.menu_session import session_key
 from gateway.providers import registry, twilio
 from gateway.providers.africastalking import live as at_live
 from gateway.providers.africastalking import voice as at_voice
 from gateway.providers.base import Caller, CallResult, SendError
 from gateway.providers.twilio import voice as twilio_voice
-from gateway.routes.missed_call import TWILIO_CALL_STATUS
+from gateway.providers.twilio.voice import caller_phone
 from gateway.routes.verified import verified_twilio_form
-from gateway.routes.voice_twilio import caller_phone, session_key
 from gateway.routes.webhooks import refuse, unavailable
 from gateway.runtime import Runtime
 from ivr.speech import speech
@@ -179,7 +179,7 @@ async def queue_bridged(request: Request) -> Response:
         leg_sid = form.get("DequeingCallSid", "").strip() or None
     except BadRequest as exc:
         return refuse(exc)
-    state = rt.menu_store.load(session_key(caller_sid))
+    state = rt.menu_store.load(session_key(twilio.PROVIDER, caller_sid))
     language = state.language if state else rt.config.default_language
     now = time.time()
     queued = form.get("QueueTime", "").strip()
@@ -205,14 +205,10 @@ async def leg_status(request: Request) -> Response:
     """Status callback of the operator's call: its row, and the caller it never reached."""
     try:
         rt, form = await _verified(request)
-        require(form, "CallStatus")
-        raw = form["CallStatus"].strip().lower()
-        if raw not in TWILIO_CALL_STATUS:
-            allowed = ", ".join(TWILIO_CALL_STATUS)
-            raise BadRequest(f"unknown CallStatus {raw!r}; expected one of {allowed}")
+        report = twilio_voice.parse_call_status(form)
     except BadRequest as exc:
         return refuse(exc)
-    leg_ref, status = form["CallSid"].strip(), TWILIO_CALL_STATUS[raw]
+    leg_ref, status, raw = report.call_sid, report.status, report.provider_status
 
     def work() -> bool:
         with rt.sessions() as session, session.begin():

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from gateway.forms import read_form, signed_fields
 from gateway.providers import africastalking, twilio
+from gateway.providers.twilio.voice import VoiceCall, parse_call
 from gateway.routes.webhooks import public_url, runtime
 from gateway.runtime import Runtime
 
@@ -26,6 +27,13 @@ async def verified_twilio_form(request: Request) -> tuple[Runtime, dict[str, str
         request.headers.get("x-twilio-signature"),
     )
     return rt, form
+
+
+async def verified_twilio_call(request: Request) -> tuple[Runtime, dict[str, str], VoiceCall]:
+    """A Twilio voice webhook read, its signature checked, and its call parsed: every Twilio
+    call route starts here."""
+    rt, form = await verified_twilio_form(request)
+    return rt, form, parse_call(form, rt.config.country)
 
 
 def verified_at(request: Request) -> Runtime:

@@ -28,7 +28,7 @@ from gateway.forms import BadRequest
 from gateway.providers import africastalking, twilio
 from gateway.providers.africastalking import voice as at_voice
 from gateway.providers.twilio import voice as twilio_voice
-from gateway.routes.voice_twilio import verified_call
+from gateway.routes.verified import verified_twilio_call
 from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
 
@@ -77,7 +77,7 @@ def _notice(rt: Runtime, provider: str, *, call_id: int | None, ref: str) -> tup
 async def twilio_notice(request: Request) -> Response:
     """Twilio: the answered notice call."""
     try:
-        rt, _, call = await verified_call(request)
+        rt, _, call = await verified_twilio_call(request)
         call_id = parse_call_id(request.query_params)
     except BadRequest as exc:
         return refuse(exc)

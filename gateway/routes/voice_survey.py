@@ -36,8 +36,7 @@ from gateway.providers import africastalking, twilio
 from gateway.providers.africastalking import parse_voice
 from gateway.providers.africastalking import voice as at_voice
 from gateway.providers.twilio import voice as twilio_voice
-from gateway.routes.verified import verified_at, verified_twilio_form
-from gateway.routes.voice_twilio import parse_call
+from gateway.routes.verified import verified_at, verified_twilio_call
 from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
 
@@ -133,8 +132,7 @@ async def _answer_once(
 async def twilio_survey(request: Request) -> Response:
     """Twilio: the answered survey call (step 0) and each key pressed after the question."""
     try:
-        rt, form = await verified_twilio_form(request)
-        call = parse_call(form, rt.config.country)
+        rt, form, call = await verified_twilio_call(request)
         at = parse_position(request.query_params)
     except BadRequest as exc:
         return refuse(exc)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import redis
@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.answer_once import answer_once, exclusive
-from gateway.forms import BadRequest, require
+from gateway.forms import BadRequest
 from gateway.live import queue as livequeue
 from gateway.menu_session import Call, advance, perform
 from gateway.menu_session import session_key as menu_session_key
@@ -49,13 +49,11 @@ from gateway.providers.twilio.voice import (
     voice_of,
 )
 from gateway.rediskeys import keys_of
-from gateway.routes.verified import verified_twilio_form
+from gateway.routes.verified import verified_twilio_call
 from gateway.routes.webhooks import public_url, refuse, runtime, unavailable
-from gateway.runtime import Runtime
 from ivr.machine import Action, State, queue_wait, resume
 from ivr.menu import Menu
 from ivr.speech import speech
-from sms.phone import PhoneError, sender_phone
 
 log = logging.getLogger(__name__)
 
@@ -71,43 +69,6 @@ FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "ca
 
 LOCK_SECONDS = 15
 TWIN_WAIT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class VoiceCall:
-    """The parts of a Twilio voice request the IVR needs."""
-
-    call_sid: str
-    phone: str | None  # the citizen's E.164 number; None when withheld or not a phone
-    status: str
-    direction: str
-
-
-def caller_phone(raw: str, country: str) -> str | None:
-    """E.164 of a caller ID; None for withheld (anonymous, +266696687), SIP or client ids."""
-    try:
-        return sender_phone(raw, country)
-    except PhoneError:
-        return None  # a call still gets the IVR; its case just has no phone to text
-
-
-def parse_call(form: Mapping[str, str], country: str) -> VoiceCall:
-    """A Twilio voice webhook form as a VoiceCall; 400 without CallSid or From."""
-    require(dict(form), "CallSid", "From")
-    sid = form["CallSid"].strip()
-    if len(sid) > 64 or not (sid.isascii() and sid.isalnum()):
-        raise BadRequest("malformed CallSid")
-    direction = form.get("Direction", "inbound").strip().lower()
-    address = form["From"]
-    if direction == "outbound-api":  # a call the app placed: the citizen is the callee
-        require(dict(form), "To")
-        address = form["To"]
-    return VoiceCall(
-        call_sid=sid,
-        phone=caller_phone(address, country),
-        status=form.get("CallStatus", "").strip().lower(),
-        direction=direction,
-    )
 
 
 def parse_step(query: Mapping[str, str], required: bool = False) -> int:
@@ -161,13 +122,6 @@ def _xml(twiml: str) -> Response:
     return Response(twiml, media_type="application/xml")
 
 
-async def verified_call(request: Request) -> tuple[Runtime, dict[str, str], VoiceCall]:
-    """A Twilio voice webhook read, its signature checked, and its call parsed (BadRequest
-    otherwise): every Twilio call route starts here."""
-    rt, form = await verified_twilio_form(request)
-    return rt, form, parse_call(form, rt.config.country)
-
-
 async def _guarded(request: Request, handler: Callable[[], Awaitable[Response]]) -> Response:
     """Errors as the contract wants them: 4xx for bad requests, 503 for the database only."""
     try:
@@ -205,7 +159,7 @@ async def voice(request: Request) -> Response:
     """The incoming call and every menu step after it."""
 
     async def handle() -> Response:
-        rt, form, call = await verified_call(request)
+        rt, form, call = await verified_twilio_call(request)
         step = parse_step(request.query_params)
         value = None if step == 0 else step_input(form, request.query_params.get("rec") == "1")
 
@@ -224,7 +178,7 @@ async def wait(request: Request) -> Response:
     """Enqueue waitUrl, requested again each time its TwiML ends: nothing is created here."""
 
     async def handle() -> Response:
-        rt, form, call = await verified_call(request)
+        rt, form, call = await verified_twilio_call(request)
         department, urgent = parse_queue(request.query_params, rt.menu)
         store, menu = rt.menu_store, rt.menu
         state = store.load(session_key(call.call_sid))
@@ -249,7 +203,7 @@ async def hold(request: Request) -> Response:
     """A key pressed while queued: 1 leaves the queue (the Enqueue action records the call-back)."""
 
     async def handle() -> Response:
-        rt, form, call = await verified_call(request)
+        rt, form, call = await verified_twilio_call(request)
         parse_queue(request.query_params, rt.menu)
         if form.get("Digits", "").strip() == "1":
             # A withheld number cannot be called back: it keeps waiting.
@@ -266,7 +220,7 @@ async def queue_result(request: Request) -> Response:
     """The caller left the queue: a call-back request (pressed 1, queue full), or goodbye."""
 
     async def handle() -> Response:
-        rt, form, call = await verified_call(request)
+        rt, form, call = await verified_twilio_call(request)
         step = parse_step(request.query_params, required=True)
         department, urgent = parse_queue(request.query_params, rt.menu)
         result = form.get("QueueResult", "").strip().lower()
@@ -304,7 +258,7 @@ async def call_status(request: Request) -> Response:
     """Call status callback: a finished call's session is dropped at once, not at its TTL."""
 
     async def handle() -> Response:
-        rt, form, call = await verified_call(request)
+        rt, form, call = await verified_twilio_call(request)
         if call.status in FINAL_CALL_STATUSES:
             rt.menu_store.drop(session_key(call.call_sid))
             livequeue.caller_gone(rt.redis, call.call_sid)

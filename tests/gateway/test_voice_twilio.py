@@ -24,7 +24,7 @@ from casestore.models import CallbackRequest, Case
 from casestore.tracking import generate
 from gateway.app import create_app
 from gateway.forms import BadRequest, parse_form
-from gateway.routes import voice_twilio
+from gateway.providers.twilio import voice as twilio_voice
 from gateway.settings import load_settings
 from ivr.menu import load_menu
 from tests.conftest import app_env
@@ -172,14 +172,14 @@ def closed_client(db_url: str, redis_url: str) -> Iterator[TestClient]:
 
 @pytest.mark.parametrize("case", _cases("call"))
 def test_parse_call(case: dict[str, Any]) -> None:
-    call = voice_twilio.parse_call(_form(case["body"]), "AR")
-    assert call == voice_twilio.VoiceCall(**case["call"])
+    call = twilio_voice.parse_call(_form(case["body"]), "AR")
+    assert call == twilio_voice.VoiceCall(**case["call"])
 
 
 @pytest.mark.parametrize("case", _cases("error"))
 def test_parse_call_refuses_malformed(case: dict[str, Any]) -> None:
     with pytest.raises(BadRequest) as info:
-        voice_twilio.parse_call(_form(case["body"]), "AR")
+        twilio_voice.parse_call(_form(case["body"]), "AR")
     assert (info.value.status, info.value.reason) == (
         case["error"]["status"],
         case["error"]["reason"],

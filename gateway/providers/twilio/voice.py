@@ -1,23 +1,29 @@
-"""Twilio voice: the call steps as TwiML, from the menu's screens and the app's spoken texts.
+"""Twilio voice: call webhooks parsed, and each answer as TwiML from the menu's screens and
+the app's spoken texts.
 
-Pure functions: what to say (already chosen by the caller) in, TwiML out. The paths are the
-URLs Twilio calls back, all under VENTANILLA_PUBLIC_URL; the routes register them.
+Pure functions: a form in, a VoiceCall out; what to say (already chosen by the caller) in,
+TwiML out. The paths are the URLs Twilio calls back, all under VENTANILLA_PUBLIC_URL; the
+routes register them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from casestore.calls import CallStatus
 from casestore.config import Config
 from casestore.menu_actions import spoken_tracking
+from gateway.forms import BadRequest, require
 from ivr.machine import Expect, Screen
 from ivr.menu import Menu
 from ivr.speech import speech
+from sms.phone import PhoneError, sender_phone
 
 VOICE_PATH = "/webhooks/twilio/voice"
 WAIT_PATH = VOICE_PATH + "/wait"
@@ -42,6 +48,76 @@ EMPTY = str(VoiceResponse())
 REJECT = '<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="busy"/></Response>'
 
 Voice = Mapping[str, str]  # <Say> attributes: language, voice
+
+
+@dataclass(frozen=True)
+class VoiceCall:
+    """The parts of a Twilio voice request the IVR needs."""
+
+    call_sid: str
+    phone: str | None  # the citizen's E.164 number; None when withheld or not a phone
+    status: str
+    direction: str
+
+
+def caller_phone(raw: str, country: str) -> str | None:
+    """E.164 of a caller ID; None for withheld (anonymous, +266696687), SIP or client ids."""
+    try:
+        return sender_phone(raw, country)
+    except PhoneError:
+        return None  # a call still gets the IVR; its case just has no phone to text
+
+
+def parse_call(form: Mapping[str, str], country: str) -> VoiceCall:
+    """A Twilio voice webhook form as a VoiceCall; 400 without CallSid or From."""
+    require(dict(form), "CallSid", "From")
+    sid = form["CallSid"].strip()
+    if len(sid) > 64 or not (sid.isascii() and sid.isalnum()):
+        raise BadRequest("malformed CallSid")
+    direction = form.get("Direction", "inbound").strip().lower()
+    address = form["From"]
+    if direction == "outbound-api":  # a call the app placed: the citizen is the callee
+        require(dict(form), "To")
+        address = form["To"]
+    return VoiceCall(
+        call_sid=sid,
+        phone=caller_phone(address, country),
+        status=form.get("CallStatus", "").strip().lower(),
+        direction=direction,
+    )
+
+
+# Twilio CallStatus -> what it means for a call we placed.
+CALL_STATUS_MAP: Mapping[str, CallStatus] = {
+    "queued": CallStatus.PLACED,
+    "initiated": CallStatus.PLACED,
+    "ringing": CallStatus.PLACED,
+    "in-progress": CallStatus.ANSWERED,
+    "completed": CallStatus.COMPLETED,
+    "busy": CallStatus.UNANSWERED,
+    "no-answer": CallStatus.UNANSWERED,
+    "canceled": CallStatus.UNANSWERED,
+    "failed": CallStatus.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class CallStatusReport:
+    """A call status callback for a call we placed."""
+
+    call_sid: str
+    status: CallStatus
+    provider_status: str  # Twilio's own word, lower case
+
+
+def parse_call_status(form: Mapping[str, str]) -> CallStatusReport:
+    """A Twilio call status callback; 400 naming a missing field or the unknown status."""
+    require(dict(form), "CallSid", "CallStatus")
+    raw = form["CallStatus"].strip().lower()
+    if raw not in CALL_STATUS_MAP:
+        allowed = ", ".join(CALL_STATUS_MAP)
+        raise BadRequest(f"unknown CallStatus {raw!r}; expected one of {allowed}")
+    return CallStatusReport(form["CallSid"].strip(), CALL_STATUS_MAP[raw], raw)
 
 
 def voice_of(config: Config, language: str, *, fallback: bool = False) -> dict[str, str]:
