@@ -315,6 +315,10 @@ def caller_from_env(name: str, env: Mapping[str, str]) -> Caller:
             _required(env, "AT_VOICE_NUMBER"),
             voice_base_url=_optional(env, "AT_VOICE_BASE_URL"),
         )
+    if name == "vonage":
+        from gateway.providers.vonage.caller import caller_from_env as vonage_caller
+
+        return vonage_caller(env)
     if name == "outbox":
         return OutboxCaller()
     raise ValueError(f"unknown voice provider {name!r}; expected one of {', '.join(CALLER_NAMES)}")

@@ -565,6 +565,11 @@ def sender_from_env(name: str, env: Mapping[str, str], *, timeout: float = 10.0)
             api_base_url=_optional(env, "AT_API_BASE_URL"),
             timeout=timeout,
         )
+    if name == "vonage":
+        # Imported here: the Vonage client reuses this module's pooled session helpers.
+        from gateway.providers.vonage.sender import sender_from_env as vonage_sender
+
+        return vonage_sender(env, timeout=timeout)
     if name == "outbox":
         return OutboxSender()
     raise ValueError(f"unknown SMS provider {name!r}; expected one of {', '.join(SENDER_NAMES)}")

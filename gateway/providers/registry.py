@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from gateway.providers.africastalking.webhooks import AfricasTalkingWebhooks
 from gateway.providers.base import SmsWebhooks, SmsWebhooksFactory
 from gateway.providers.twilio.webhooks import TwilioWebhooks
+from gateway.providers.vonage.webhooks import VonageWebhooks
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         voice=True,
         transfers_live_calls=True,
         sms_webhooks=AfricasTalkingWebhooks,
+    ),
+    ProviderInfo(
+        "vonage",
+        ("VONAGE_",),
+        sms=True,
+        voice=True,
+        transfers_live_calls=False,
+        sms_webhooks=VonageWebhooks,
     ),
     ProviderInfo("outbox", (), sms=True, voice=True, transfers_live_calls=True),
 )
