@@ -5,24 +5,26 @@ adapter on https only, so it cannot reach VENTANILLA's plain-HTTP fake, nor an H
 front of the API; and it has no async client. So the SDK does what it is good at — request
 models (`vonage_messages.Sms`, `vonage_voice.CreateCallRequest`), application JWTs
 (`vonage.Auth`) — and the request goes out here, to `VONAGE_API_BASE_URL` (default
-https://api.nexmo.com), on a pooled `requests` session or, for the worker's batches, the
-running loop's aiohttp session. One classification serves both paths.
+https://api.nexmo.com), on one pooled `requests` session; the async path runs it in a thread.
+
+`_scrub` and `_network_error` mirror gateway.senders' (that module imports the registry, so
+importing it from here would be a cycle): they go when the shared client helpers move under
+gateway/providers/.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import requests
 from vonage import Auth
 
 from gateway.providers.base import SendError
-from gateway.senders import _aio_network_error, _LoopSession, _network_error, _scrub
 
 DEFAULT_BASE = "https://api.nexmo.com"
 _JSON = "application/json"
@@ -30,6 +32,25 @@ _JSON = "application/json"
 _JWT_REUSE_SECONDS = 600
 # Insufficient funds (402) clears up once the account is topped up, like a 429 or a 5xx.
 _RETRYABLE_4XX = frozenset({402, 429})
+_MAX_REASON = 300
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """Remove every secret from text meant for an error or a log line, and shorten it."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+def _network_error(exc: requests.RequestException, secrets: tuple[str, ...]) -> SendError:
+    """A transport failure: retryable when the request may simply not have got through (a
+    read timeout may come after Vonage accepted it; a lost message is worse than two)."""
+    retryable = isinstance(
+        exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
+    )
+    detail = _scrub(f"{type(exc).__name__}: {exc}", secrets)
+    return SendError(f"vonage unreachable: {detail}", retryable=retryable)
 
 
 class VonageApi:
@@ -62,7 +83,6 @@ class VonageApi:
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._session.headers.update({"Accept": _JSON, "Content-Type": _JSON})
-        self._pool = _LoopSession(timeout, {"Accept": _JSON, "Content-Type": _JSON})
 
     @property
     def has_application(self) -> bool:
@@ -97,26 +117,17 @@ class VonageApi:
                 self.base_url + path, json=dict(payload), headers=headers, timeout=self.timeout
             )
         except requests.RequestException as exc:
-            raise _network_error("vonage", exc, self._secrets) from None
+            raise _network_error(exc, self._secrets) from None
         return self._result(response.status_code, response.text)
 
     async def post_async(
         self, path: str, payload: Mapping[str, Any], *, jwt_only: bool = False
     ) -> Any:
-        """`post` on the running loop's pooled session."""
-        headers = {"Authorization": self.authorization(jwt_only=jwt_only)}
-        body = json.dumps(dict(payload)).encode()
-        try:
-            async with self._pool.get().post(
-                self.base_url + path, data=body, headers=headers
-            ) as response:
-                status, text = response.status, await response.text()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _aio_network_error("vonage", exc, self._secrets) from None
-        return self._result(status, text)
+        """`post` in a worker thread (the session's pool is thread-safe for this use)."""
+        return await asyncio.to_thread(self.post, path, payload, jwt_only=jwt_only)
 
     async def aclose(self) -> None:
-        await self._pool.close()
+        return None  # the session's pool lives as long as the client
 
     def _result(self, status: int, text: str) -> Any:
         try:
