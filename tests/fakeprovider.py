@@ -45,6 +45,7 @@ VONAGE_API_KEY = "vonage-key-1"
 VONAGE_API_SECRET = "vonage-secret-do-not-log-3b7e"
 VONAGE_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 _VONAGE_NUMBER = re.compile(r"^[1-9]\d{6,14}$")
+_VONAGE_CALL = re.compile(r"^/v1/calls/(?P<uuid>[^/]+)$")
 
 PROVIDERS = ("twilio", "africastalking", "vonage")
 _Item = TypeVar("_Item")
@@ -212,6 +213,7 @@ class FakeProvider:
         self.calls: list[FakeCall] = []
         self.recordings: list[FakeRecording] = []  # those not deleted
         self.deleted_recordings: list[str] = []  # sids a DELETE removed
+        self.transfers: list[tuple[str, Any]] = []  # Vonage: (call uuid, NCCO) pushed to calls
         self._scripted: dict[str, deque[_Scripted]] = {p: deque() for p in PROVIDERS}
         # Seconds every unscripted answer is held back, after the request is recorded and its
         # message accepted: a slow provider (a worker can die while waiting for the answer).
@@ -310,6 +312,7 @@ class FakeProvider:
             self.calls.clear()
             self.recordings.clear()
             self.deleted_recordings.clear()
+            self.transfers.clear()
             for queue in self._scripted.values():
                 queue.clear()
 
@@ -655,6 +658,9 @@ class FakeProvider:
         return _vonage_error(401, "Unauthorized", "You did not provide correct credentials.")
 
     def _vonage(self, method: str, path: str, payload: Any) -> _Reply:
+        live = _VONAGE_CALL.match(path)
+        if live and method == "PUT":
+            return self._vonage_transfer(live.group("uuid"), payload)
         if method != "POST" or path not in ("/v1/messages", "/v1/calls"):
             return _vonage_error(404, "Not Found", f"{method} {path} is not a resource")
         if not isinstance(payload, dict):
@@ -662,6 +668,19 @@ class FakeProvider:
         if path == "/v1/messages":
             return self._vonage_message(payload)
         return self._vonage_call(payload)
+
+    def _vonage_transfer(self, uuid_: str, payload: Any) -> _Reply:
+        """PUT /v1/calls/{uuid} {"action": "transfer", "destination": {"type": "ncco", ...}}."""
+        destination = payload.get("destination") if isinstance(payload, dict) else None
+        if (
+            not isinstance(destination, dict)
+            or payload.get("action") != "transfer"
+            or not isinstance(destination.get("ncco"), list)
+        ):
+            return _vonage_error(400, "Bad Request", "expected a transfer to an NCCO")
+        with self._lock:
+            self.transfers.append((uuid_, destination["ncco"]))
+        return _Reply(204, b"", "application/json")
 
     def _vonage_message(self, payload: dict[str, Any]) -> _Reply:
         to, sender, text = payload.get("to"), payload.get("from"), payload.get("text")
@@ -790,6 +809,7 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
         do_GET = _serve
         do_POST = _serve
         do_DELETE = _serve
+        do_PUT = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean; `.requests` has everything

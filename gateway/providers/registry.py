@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.providers.africastalking.webhooks import AfricasTalkingWebhooks
-from gateway.providers.base import SmsWebhooks, SmsWebhooksFactory
+from gateway.providers.base import SmsWebhooks, SmsWebhooksFactory, VoiceMenu, VoiceMenuFactory
 from gateway.providers.twilio.webhooks import TwilioWebhooks
+from gateway.providers.vonage.voice import VonageVoice
 from gateway.providers.vonage.webhooks import VonageWebhooks
 
 
@@ -22,6 +23,7 @@ class ProviderInfo:
     voice: bool  # places calls
     transfers_live_calls: bool  # can move a caller in a live call (bridge to an operator)
     sms_webhooks: SmsWebhooksFactory | None = None  # receives SMS and delivery statuses
+    voice_menu: VoiceMenuFactory | None = None  # runs the shared IVR (gateway.routes.voice_menu)
 
 
 PROVIDERS: tuple[ProviderInfo, ...] = (
@@ -48,6 +50,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         voice=True,
         transfers_live_calls=False,
         sms_webhooks=VonageWebhooks,
+        voice_menu=VonageVoice,
     ),
     ProviderInfo("outbox", (), sms=True, voice=True, transfers_live_calls=True),
 )
@@ -73,3 +76,8 @@ def provider_env(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 def sms_webhooks(env: Mapping[str, str]) -> dict[str, SmsWebhooks]:
     """Every provider's SMS webhooks, built from the environment (one set per process)."""
     return {p.name: p.sms_webhooks(env) for p in PROVIDERS if p.sms_webhooks is not None}
+
+
+def voice_menus(env: Mapping[str, str]) -> dict[str, VoiceMenu]:
+    """Every provider's voice menu adapter, built from the environment (one set per process)."""
+    return {p.name: p.voice_menu(env) for p in PROVIDERS if p.voice_menu is not None}

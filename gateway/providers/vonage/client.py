@@ -111,13 +111,28 @@ class VonageApi:
 
     def post(self, path: str, payload: Mapping[str, Any], *, jwt_only: bool = False) -> Any:
         """POST `payload` as JSON; the answer's JSON, or SendError saying if a retry helps."""
+        return self._send("POST", path, payload, jwt_only=jwt_only, answered=True)
+
+    def put(self, path: str, payload: Mapping[str, Any], *, jwt_only: bool = False) -> None:
+        """PUT `payload` as JSON (Vonage answers 204); SendError as for `post`."""
+        self._send("PUT", path, payload, jwt_only=jwt_only, answered=False)
+
+    def _send(
+        self, method: str, path: str, payload: Mapping[str, Any], *, jwt_only: bool, answered: bool
+    ) -> Any:
         headers = {"Authorization": self.authorization(jwt_only=jwt_only)}
         try:
-            response = self._session.post(
-                self.base_url + path, json=dict(payload), headers=headers, timeout=self.timeout
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                json=dict(payload),
+                headers=headers,
+                timeout=self.timeout,
             )
         except requests.RequestException as exc:
             raise _network_error(exc, self._secrets) from None
+        if not answered and 200 <= response.status_code < 300:
+            return None
         return self._result(response.status_code, response.text)
 
     async def post_async(

@@ -80,14 +80,17 @@ def post_vonage(client: TestClient, path: str, payload: Any) -> Any:
 
 
 @pytest.fixture
-def vonage_client(db_url: str, redis_url: str, config: Config) -> Iterator[TestClient]:
-    """The real app with a Vonage account configured (SMS and voice through Vonage)."""
+def vonage_client(
+    db_url: str, redis_url: str, config: Config, fake_provider: FakeProvider
+) -> Iterator[TestClient]:
+    """The real app with a Vonage account configured (SMS and voice through Vonage), its API
+    calls (a transfer of a live call) going to the fake provider."""
     env = app_env(
         db_url,
         redis_url,
         VENTANILLA_SMS_PROVIDER="vonage",
         VENTANILLA_VOICE_PROVIDER="vonage",
-        **vonage_env(),
+        **vonage_env(fake_provider.url),
     )
     app = create_app(load_settings(env), config)
     with TestClient(app, base_url=PUBLIC_URL, client=LOCAL_CLIENT) as test_client:
