@@ -9,7 +9,7 @@ from typing import Any
 from vonage_voice.models import CreateCallRequest, Phone, ToPhone
 
 from gateway.providers.base import CallResult, CannotReconcile, SendError
-from gateway.providers.vonage.client import VonageApi, api_from_env, required
+from gateway.providers.vonage.client import VonageApi, api_from_env, required, sdk_model
 from gateway.providers.vonage.sender import bare
 
 CALLS_PATH = "/v1/calls"
@@ -28,21 +28,15 @@ class VonageCaller:
         """Dial `to`; Vonage fetches `url` when answered and posts events to `status_callback`."""
         if not url:
             raise SendError("vonage needs an answer URL for the call's NCCO", retryable=False)
-        try:
-            request = CreateCallRequest(
-                to=[ToPhone(number=bare(to))],
-                from_=Phone(number=bare(self.from_number)),
-                answer_url=[url],
-                answer_method="POST",
-                event_url=[status_callback] if status_callback else None,
-                event_method="POST" if status_callback else None,
-            )
-        except ValueError:  # the SDK model refused the number (pydantic)
-            raise SendError(
-                "vonage needs an international number like +5491155550001",
-                retryable=False,
-                code="invalid_number",
-            ) from None
+        request = sdk_model(
+            CreateCallRequest,
+            to=[sdk_model(ToPhone, number=bare(to))],
+            from_=Phone(number=bare(self.from_number)),
+            answer_url=[url],
+            answer_method="POST",
+            event_url=[status_callback] if status_callback else None,
+            event_method="POST" if status_callback else None,
+        )
         payload: dict[str, Any] = request.model_dump(by_alias=True, exclude_none=True)
         data = self.api.post(CALLS_PATH, payload, jwt_only=True)  # Voice takes JWT only
         uuid = data.get("uuid")

@@ -18,8 +18,8 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import requests
 from vonage import Auth
@@ -33,6 +33,19 @@ _JWT_REUSE_SECONDS = 600
 # Insufficient funds (402) clears up once the account is topped up, like a 429 or a 5xx.
 _RETRYABLE_4XX = frozenset({402, 429})
 _MAX_REASON = 300
+_Model = TypeVar("_Model")
+
+
+def sdk_model(model: Callable[..., _Model], **fields: Any) -> _Model:
+    """One of the SDK's request models; a number it refuses is a final SendError."""
+    try:
+        return model(**fields)
+    except ValueError:  # pydantic's ValidationError: the SDK checks numbers (7-15 digits)
+        raise SendError(
+            "vonage needs an international number like +5491155550001",
+            retryable=False,
+            code="invalid_number",
+        ) from None
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from vonage_messages.models import Sms
 
 from gateway.providers.base import CannotReconcile, SendError, SendResult
-from gateway.providers.vonage.client import VonageApi, api_from_env, required
+from gateway.providers.vonage.client import VonageApi, api_from_env, required, sdk_model
 
 MESSAGES_PATH = "/v1/messages"
 
@@ -33,19 +33,13 @@ class VonageSender:
         return f"vonage:{self.from_number}"
 
     def _payload(self, to: str, body: str, status_callback: str | None) -> dict[str, Any]:
-        try:
-            message = Sms(
-                to=bare(to),
-                from_=bare(self.from_number),
-                text=body,
-                webhook_url=status_callback,
-            )
-        except ValueError:  # the SDK model refused the number (pydantic)
-            raise SendError(
-                "vonage needs an international number like +5491155550001",
-                retryable=False,
-                code="invalid_number",
-            ) from None
+        message = sdk_model(
+            Sms,
+            to=bare(to),
+            from_=bare(self.from_number),
+            text=body,
+            webhook_url=status_callback,
+        )
         payload: dict[str, Any] = message.model_dump(by_alias=True, exclude_none=True)
         return payload
 

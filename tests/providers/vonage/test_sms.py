@@ -13,12 +13,10 @@ import redis
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
-from casestore.db import make_engine
 from casestore.models import OutboundMessage
 from gateway.forms import BadRequest
 from gateway.providers.base import WebhookRequest
 from gateway.providers.vonage.webhooks import VonageWebhooks
-from gateway.workers.worker import run_burst
 from tests.fakeprovider import FakeProvider
 from tests.helpers import Db
 from tests.providers.vonage.support import (
@@ -28,16 +26,9 @@ from tests.providers.vonage.support import (
     signed,
     vonage_env,
 )
+from tests.test_outbox_worker import burst
 
 TRACKING = re.compile(r"\b(\d{4} \d{4} \d{1,4})\b")
-
-
-def burst(db_url: str, connection: redis.Redis) -> int:
-    engine = make_engine(db_url)
-    try:
-        return run_burst(engine, connection)
-    finally:
-        engine.dispose()
 
 
 def test_request_opens_case_and_the_worker_sends_the_receipt(
