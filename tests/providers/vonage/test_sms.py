@@ -3,28 +3,18 @@ Messages API (the fake), and Vonage's status webhook recorded on the outbox row.
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import UTC, datetime
-from typing import Any
 
-import pytest
 import redis
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from casestore.models import OutboundMessage
-from gateway.forms import BadRequest
-from gateway.providers.base import WebhookRequest
-from gateway.providers.vonage.webhooks import VonageWebhooks
 from tests.fakeprovider import FakeProvider
 from tests.helpers import Db
 from tests.providers.vonage.support import (
-    TESTDATA,
     inbound_sms,
     post_vonage,
-    signed,
-    vonage_env,
 )
 from tests.test_outbox_worker import burst
 
@@ -106,43 +96,3 @@ def test_rejected_status_records_the_error(vonage_client: TestClient, db_url: st
     with Db(db_url) as db:
         (row,) = db.outbox()
         assert row.status == "undelivered"
-
-
-# ---------------------------------------------------------------- recorded payloads
-# The table format of the shared harness (tests/providers/): label, method, path, query?,
-# headers?, body, expect | error. This runner is a stand-in until that harness lands.
-
-
-def _cases(name: str) -> list[dict[str, Any]]:
-    cases: list[dict[str, Any]] = json.loads((TESTDATA / name).read_text())
-    return cases
-
-
-@pytest.mark.parametrize("case", _cases("sms.json"), ids=lambda c: c["label"])
-def test_recorded_payloads(case: dict[str, Any]) -> None:
-    adapter = VonageWebhooks(vonage_env())
-    raw = case["body"] if isinstance(case["body"], str) else json.dumps(case["body"])
-    body = raw.encode()
-    headers = {k.lower(): v for k, v in signed(body).items()}
-    headers.update({k.lower(): v for k, v in case.get("headers", {}).items()})
-    request = WebhookRequest(
-        url="https://ventanilla.example.test" + case["path"],
-        headers=headers,
-        query=case.get("query", {}),
-        body=body,
-        raw_body=body,
-    )
-    assert case["method"] == "POST"
-    try:
-        adapter.verify(request)
-        if case["path"] == VonageWebhooks.sms_path:
-            parsed: Any = adapter.parse_sms(request, datetime(2026, 11, 22, tzinfo=UTC), "AR")
-        else:
-            parsed = adapter.parse_status(request)
-    except BadRequest as exc:
-        assert "error" in case, f"{case['label']}: refused with {exc.reason!r}"
-        assert (exc.status, exc.reason) == (case["error"]["status"], case["error"]["reason"])
-        return
-    assert "expect" in case, f"{case['label']}: accepted, expected {case.get('error')}"
-    for field, value in case["expect"].items():
-        assert getattr(parsed, field) == value, field
