@@ -81,7 +81,7 @@ class VonageVoice:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._secret = env.get("VONAGE_SIGNATURE_SECRET") or None
         self._number = e164(env.get("VONAGE_FROM_NUMBER", ""))
-        self._env = dict(env)
+        self._env = {k: v for k, v in env.items() if k.startswith("VONAGE_")}
         self._api: VonageApi | None = None
 
     def verify(self, request: WebhookRequest) -> None:
@@ -112,7 +112,8 @@ class VonageVoice:
         call_id = query.get("call", "").strip()
         if not call_id:
             raise BadRequest("missing call")
-        phone = query.get("p") or None
+        # The phone the app put in its own URL (a record event does not carry the caller).
+        phone = _caller_phone(query["p"], country) if query.get("p") else None
         if query.get("rec") == "1":  # a record's event: the recording, nothing else
             url = str(data.get("recording_url") or "").strip()
             return CallStep(
