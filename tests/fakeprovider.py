@@ -1,4 +1,4 @@
-"""A fake Twilio + Africa's Talking HTTP server for tests and benchmarks (stdlib only).
+"""A fake Twilio + Africa's Talking + Vonage HTTP server for tests and benchmarks (stdlib only).
 
     with FakeProvider() as fake:
         sender = TwilioSender(fake.twilio_account_sid, fake.twilio_auth_token, "+5491155550000",
@@ -9,9 +9,11 @@
 It answers in the providers' real formats (status codes, JSON shapes, Content-Type), checks
 their credentials (Twilio HTTP Basic, AT `apiKey` header + `username`), records every request,
 and can be scripted to fail: `fail_next("twilio", 500, {...})`, or to answer slowly:
-`answer_delay = 0.5`. One server serves both providers and AT's voice host: point
-TWILIO_API_BASE_URL, AT_API_BASE_URL and AT_VOICE_BASE_URL at `.url`. `FakeProvider(fast=True)`
-serves the same answers from one asyncio loop instead of a thread per connection (benchmarks).
+`answer_delay = 0.5`. One server serves every provider and AT's voice host: point
+TWILIO_API_BASE_URL, AT_API_BASE_URL, AT_VOICE_BASE_URL and VONAGE_API_BASE_URL at `.url`
+(Vonage: POST /v1/messages, POST /v1/calls, PUT /v1/calls/{uuid}, JSON in and out).
+`FakeProvider(fast=True)` serves the same answers from one asyncio loop instead of a thread
+per connection (benchmarks).
 """
 
 from __future__ import annotations
@@ -190,7 +192,8 @@ def _parse_after(value: str) -> datetime | None:
 
 
 class FakeProvider:
-    """Twilio and Africa's Talking on 127.0.0.1, in a daemon thread; use it as a context manager."""
+    """Twilio, Africa's Talking and Vonage on 127.0.0.1, in a daemon thread; use it as a context
+    manager."""
 
     def __init__(
         self,
