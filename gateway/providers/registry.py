@@ -43,6 +43,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         transfers_live_calls=True,
         sms_webhooks=AfricasTalkingWebhooks,
     ),
+    ProviderInfo("outbox", (), sms=True, voice=True, transfers_live_calls=True),
     ProviderInfo(
         "vonage",
         ("VONAGE_",),
@@ -52,7 +53,6 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         sms_webhooks=VonageWebhooks,
         voice_menu=VonageVoice,
     ),
-    ProviderInfo("outbox", (), sms=True, voice=True, transfers_live_calls=True),
 )
 NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS)
 _BY_NAME = {p.name: p for p in PROVIDERS}
