@@ -17,7 +17,7 @@ from casestore.intake import IntakeRequest, process_sms
 from casestore.writer import GroupCommitWriter
 from gateway.menu_store import SessionStore
 from gateway.providers import registry
-from gateway.providers.base import SmsWebhooks
+from gateway.providers.base import SmsWebhooks, VoiceMenu
 from gateway.redisconn import connect
 from gateway.rediskeys import RedisKeys, keys_for_config
 from gateway.settings import Settings
@@ -36,6 +36,7 @@ class Runtime:
     spool: Spool
     surveys: SurveyHooks  # what intake and closing a case call for surveys (feedback's)
     sms_webhooks: dict[str, SmsWebhooks]  # by provider name, from the registry
+    voice_menus: dict[str, VoiceMenu]  # by provider name, from the registry
     _redis: redis.Redis | None = field(default=None)
     _menu_store: SessionStore | None = field(default=None)
 
@@ -86,4 +87,5 @@ def build_runtime(settings: Settings, config: Config, *, surveys: SurveyHooks) -
         spool=Spool(spool_dir(config.raw)),
         surveys=surveys,
         sms_webhooks=registry.sms_webhooks(settings.env),
+        voice_menus=registry.voice_menus(settings.env),
     )

@@ -8,8 +8,10 @@ may override each under `[ivr.voice.<lang>]`; a language without its own table s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from casestore.config import Config
+from ivr.machine import Screen
 
 SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
     "es": {
@@ -21,6 +23,7 @@ SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
         "transfer": "Le transferimos a {department}. Aguarde en linea, por favor.",
         "over": "La llamada termino.",
         "goodbye": "Gracias por llamar. Hasta luego.",
+        "one_moment": "Un momento, por favor.",
     },
     "en": {
         "option": "{label}: press {key}.",
@@ -31,6 +34,7 @@ SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
         "transfer": "We are transferring you to {department}. Please hold.",
         "over": "The call has ended.",
         "goodbye": "Thank you for calling. Goodbye.",
+        "one_moment": "One moment, please.",
     },
 }
 
@@ -38,7 +42,20 @@ SPEECH_DEFAULTS: Mapping[str, Mapping[str, str]] = {
 def speech(config: Config, language: str, name: str, **values: str) -> str:
     """A speech-only text: `[ivr.voice.<lang>] <name>`, else the built-in default; `values`
     fill its placeholders (without them the template comes back as it is)."""
-    table = config.raw.get("ivr", {}).get("voice", {}).get(language, {})
-    override = table.get(name) if isinstance(table, Mapping) else None
+    override = voice_table(config, language).get(name)
     text = str(override or (SPEECH_DEFAULTS.get(language) or SPEECH_DEFAULTS["en"])[name])
     return text.format(**values) if values else text
+
+
+def voice_table(config: Config, language: str) -> Mapping[str, Any]:
+    """`[ivr.voice.<language>]`: a provider's voice settings (language, voice) and overrides."""
+    table = config.raw.get("ivr", {}).get("voice", {}).get(language, {})
+    return table if isinstance(table, Mapping) else {}
+
+
+def spoken_options(config: Config, screen: Screen) -> str:
+    """The options read out: "Nuevo pedido: presione 1." (keys digit by digit)."""
+    template = speech(config, screen.state.language, "option")
+    return " ".join(
+        template.format(label=label, key=" ".join(key)) for key, label in screen.options
+    )

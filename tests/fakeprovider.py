@@ -1,4 +1,4 @@
-"""A fake Twilio + Africa's Talking HTTP server for tests and benchmarks (stdlib only).
+"""A fake Twilio + Africa's Talking + Vonage HTTP server for tests and benchmarks (stdlib only).
 
     with FakeProvider() as fake:
         sender = TwilioSender(fake.twilio_account_sid, fake.twilio_auth_token, "+5491155550000",
@@ -9,9 +9,11 @@
 It answers in the providers' real formats (status codes, JSON shapes, Content-Type), checks
 their credentials (Twilio HTTP Basic, AT `apiKey` header + `username`), records every request,
 and can be scripted to fail: `fail_next("twilio", 500, {...})`, or to answer slowly:
-`answer_delay = 0.5`. One server serves both providers and AT's voice host: point
-TWILIO_API_BASE_URL, AT_API_BASE_URL and AT_VOICE_BASE_URL at `.url`. `FakeProvider(fast=True)`
-serves the same answers from one asyncio loop instead of a thread per connection (benchmarks).
+`answer_delay = 0.5`. One server serves every provider and AT's voice host: point
+TWILIO_API_BASE_URL, AT_API_BASE_URL, AT_VOICE_BASE_URL and VONAGE_API_BASE_URL at `.url`
+(Vonage: POST /v1/messages, POST /v1/calls, PUT /v1/calls/{uuid}, JSON in and out).
+`FakeProvider(fast=True)` serves the same answers from one asyncio loop instead of a thread
+per connection (benchmarks).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import secrets
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +43,13 @@ TWILIO_ACCOUNT_SID = "AC" + "fa4e0000000000000000000000000001"
 TWILIO_AUTH_TOKEN = "twilio-secret-token-do-not-log-7f3a"
 AT_USERNAME = "ventanilla-test"
 AT_API_KEY = "atsk_secret-api-key-do-not-log-91c2"
+VONAGE_API_KEY = "vonage-key-1"
+VONAGE_API_SECRET = "vonage-secret-do-not-log-3b7e"
+VONAGE_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+_VONAGE_NUMBER = re.compile(r"^[1-9]\d{6,14}$")
+_VONAGE_CALL = re.compile(r"^/v1/calls/(?P<uuid>[^/]+)$")
 
-PROVIDERS = ("twilio", "africastalking")
+PROVIDERS = ("twilio", "africastalking", "vonage")
 _Item = TypeVar("_Item")
 
 _TWILIO_MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
@@ -184,7 +192,8 @@ def _parse_after(value: str) -> datetime | None:
 
 
 class FakeProvider:
-    """Twilio and Africa's Talking on 127.0.0.1, in a daemon thread; use it as a context manager."""
+    """Twilio, Africa's Talking and Vonage on 127.0.0.1, in a daemon thread; use it as a context
+    manager."""
 
     def __init__(
         self,
@@ -207,6 +216,7 @@ class FakeProvider:
         self.calls: list[FakeCall] = []
         self.recordings: list[FakeRecording] = []  # those not deleted
         self.deleted_recordings: list[str] = []  # sids a DELETE removed
+        self.transfers: list[tuple[str, Any]] = []  # Vonage: (call uuid, NCCO) pushed to calls
         self._scripted: dict[str, deque[_Scripted]] = {p: deque() for p in PROVIDERS}
         # Seconds every unscripted answer is held back, after the request is recorded and its
         # message accepted: a slow provider (a worker can die while waiting for the answer).
@@ -305,6 +315,7 @@ class FakeProvider:
             self.calls.clear()
             self.recordings.clear()
             self.deleted_recordings.clear()
+            self.transfers.clear()
             for queue in self._scripted.values():
                 queue.clear()
 
@@ -318,6 +329,12 @@ class FakeProvider:
         content_type = _lookup(headers, "content-type") or ""
         if body and content_type.startswith("application/x-www-form-urlencoded"):
             form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        payload: Any = None
+        if body and content_type.startswith("application/json"):
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
         provider = _provider_for(path)
         with self._lock:
             self.requests.append(RecordedRequest(method, path, headers, form, query, provider))
@@ -334,6 +351,12 @@ class FakeProvider:
                 return denied
             scripted = self._pop_script("africastalking")
             return scripted or self._at(method, path, form)
+        if provider == "vonage":
+            denied = self._vonage_auth(path, headers)
+            if denied is not None:
+                return denied
+            scripted = self._pop_script("vonage")
+            return scripted or self._vonage(method, path, payload)
         return _text_reply(404, "Not Found")
 
     def _pop_script(self, provider: str) -> _Reply | None:
@@ -617,12 +640,127 @@ class FakeProvider:
             entries.append({"phoneNumber": number, "status": "Queued", "sessionId": call.ref})
         return _json_reply(200, {"entries": entries, "errorMessage": "None"})
 
+    # Vonage -------------------------------------------------------------------------------
+
+    def _vonage_auth(self, path: str, headers: dict[str, str]) -> _Reply | None:
+        """Basic (Messages only) with the API key and secret, or an application JWT (RS256,
+        its signature not checked here: the fake holds no public key) naming the application."""
+        header = _lookup(headers, "authorization") or ""
+        if header.startswith("Basic ") and path == "/v1/messages":
+            expected = f"{VONAGE_API_KEY}:{VONAGE_API_SECRET}".encode()
+            try:
+                supplied = base64.b64decode(header[6:], validate=True)
+            except ValueError:
+                supplied = b""
+            if secrets.compare_digest(supplied, expected):
+                return None
+        if header.startswith("Bearer "):
+            claims = _jwt_claims(header[7:])
+            if claims.get("application_id") == VONAGE_APPLICATION_ID:
+                return None
+        return _vonage_error(401, "Unauthorized", "You did not provide correct credentials.")
+
+    def _vonage(self, method: str, path: str, payload: Any) -> _Reply:
+        live = _VONAGE_CALL.match(path)
+        if live and method == "PUT":
+            return self._vonage_transfer(live.group("uuid"), payload)
+        if method != "POST" or path not in ("/v1/messages", "/v1/calls"):
+            return _vonage_error(404, "Not Found", f"{method} {path} is not a resource")
+        if not isinstance(payload, dict):
+            return _vonage_error(422, "Invalid params", "The body is not a JSON object")
+        if path == "/v1/messages":
+            return self._vonage_message(payload)
+        return self._vonage_call(payload)
+
+    def _vonage_transfer(self, uuid_: str, payload: Any) -> _Reply:
+        """PUT /v1/calls/{uuid} {"action": "transfer", "destination": {"type": "ncco", ...}}."""
+        destination = payload.get("destination") if isinstance(payload, dict) else None
+        if (
+            not isinstance(destination, dict)
+            or payload.get("action") != "transfer"
+            or not isinstance(destination.get("ncco"), list)
+        ):
+            return _vonage_error(400, "Bad Request", "expected a transfer to an NCCO")
+        with self._lock:
+            self.transfers.append((uuid_, destination["ncco"]))
+        return _Reply(204, b"", "application/json")
+
+    def _vonage_message(self, payload: dict[str, Any]) -> _Reply:
+        to, sender, text = payload.get("to"), payload.get("from"), payload.get("text")
+        if payload.get("channel") != "sms" or payload.get("message_type") != "text":
+            return _vonage_error(422, "Invalid params", "channel must be sms, type text")
+        if not isinstance(to, str) or not _VONAGE_NUMBER.match(to):
+            return _vonage_error(422, "Invalid params", "The value of `to` is not a number")
+        if not sender or not text:
+            return _vonage_error(422, "Invalid params", "`from` and `text` are required")
+        message = FakeMessage(
+            provider="vonage",
+            to=to,
+            body=str(text),
+            from_=str(sender),
+            ref=str(uuid.uuid4()),
+            status_callback=payload.get("webhook_url"),
+        )
+        with self._lock:
+            self.messages.append(message)
+        return _json_reply(202, {"message_uuid": message.ref})
+
+    def _vonage_call(self, payload: dict[str, Any]) -> _Reply:
+        to = payload.get("to")
+        first = to[0] if isinstance(to, list) and to else None
+        number = first.get("number") if isinstance(first, dict) else None
+        if not isinstance(number, str) or not _VONAGE_NUMBER.match(number):
+            return _vonage_error(400, "Bad Request", "to[0].number is not a phone number")
+        if not payload.get("answer_url") and not payload.get("ncco"):
+            return _vonage_error(400, "Bad Request", "answer_url or ncco is required")
+        sender = payload.get("from")
+        call = FakeCall(
+            "vonage",
+            number,
+            sender.get("number") if isinstance(sender, dict) else None,
+            str(uuid.uuid4()),
+            {k: json.dumps(v) if not isinstance(v, str) else v for k, v in payload.items()},
+        )
+        with self._lock:
+            self.calls.append(call)
+        return _json_reply(
+            201,
+            {
+                "uuid": call.ref,
+                "status": "started",
+                "direction": "outbound",
+                "conversation_uuid": "CON-" + str(uuid.uuid4()),
+            },
+        )
+
+
+def _vonage_error(status: int, title: str, detail: str) -> _Reply:
+    """A Vonage error: an RFC 7807 problem document."""
+    body = {
+        "type": f"https://developer.vonage.com/api-errors#{status}",
+        "title": title,
+        "detail": detail,
+        "instance": str(uuid.uuid4()),
+    }
+    return _Reply(status, json.dumps(body).encode(), "application/problem+json")
+
+
+def _jwt_claims(token: str) -> dict[str, Any]:
+    try:
+        part = token.split(".")[1]
+        value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
 
 def _provider_for(path: str) -> str | None:
     if path.startswith("/2010-04-01/"):
         return "twilio"
     if path.startswith("/version1/") or path == "/call":
         return "africastalking"
+    if path.startswith("/v1/"):
+        return "vonage"
     return None
 
 
@@ -674,6 +812,7 @@ def _make_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
         do_GET = _serve
         do_POST = _serve
         do_DELETE = _serve
+        do_PUT = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean; `.requests` has everything

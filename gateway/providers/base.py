@@ -1,7 +1,8 @@
 """What every provider offers the rest of the gateway: small typed interfaces and their results.
 
 A provider package (`gateway/providers/<name>/`) implements the parts it has: an `SmsSender`
-for outbound messages, a `Caller` for outbound calls. Every failure to send or call is a
+for outbound messages, a `Caller` for outbound calls, `SmsWebhooks` for inbound messages and
+a `VoiceMenu` for the shared IVR. Every failure to send or call is a
 `SendError` saying whether a retry can help; secrets never appear in its reason.
 """
 
@@ -14,6 +15,8 @@ from typing import Protocol
 
 from casestore.inbound import Inbound, StatusUpdate
 from gateway.forms import parse_form
+from ivr.machine import Screen
+from ivr.menu import Menu
 
 
 @dataclass(frozen=True)
@@ -202,3 +205,74 @@ class SmsWebhooksFactory(Protocol):
     status_path: str  # e.g. "/webhooks/twilio/status"
 
     def __call__(self, env: Mapping[str, str]) -> SmsWebhooks: ...
+
+
+@dataclass(frozen=True)
+class CallStep:
+    """One request of a call on the voice menu, as a provider's adapter parsed it."""
+
+    call_id: str  # the provider's id of the call (Vonage uuid): the menu session's key
+    step: int  # 0 for the call's first request; the step the app's URL named after that
+    phone: str | None  # the citizen's E.164 number; None when withheld
+    digits: str | None  # the keys pressed; None on the first request or when none were
+    recording_url: str | None = None  # after a recording, where the provider keeps it
+    pushed: bool = False  # the provider does not read this answer: push it to the live call
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A provider's word on a call's progress (its event or status webhook)."""
+
+    call_id: str
+    status: str  # the provider's status word
+    answered: bool  # the citizen picked up
+    ended: bool  # the call is over
+    failed: bool  # it ended without ever being answered because it could not be (not busy)
+
+
+class VoiceMenu(Protocol):
+    """A provider's voice menu: verify and parse each call step, render the shared menu's
+    screens in its call-control language (TwiML, AT XML, NCCO). `verify` and the parsers raise
+    `gateway.forms.BadRequest`; none of them touches the database or Redis."""
+
+    name: str
+
+    def verify(self, request: WebhookRequest) -> None: ...
+
+    def parse_step(self, request: WebhookRequest, country: str) -> CallStep: ...
+
+    def parse_event(self, request: WebhookRequest) -> CallEvent: ...
+
+    def render_screen(self, menu: Menu, screen: Screen, next_url: str) -> Answer:
+        """A menu screen; the caller's answer (keys, recording) goes to `next_url`."""
+        ...
+
+    def render_goodbye(self, menu: Menu, text: str, language: str) -> Answer:
+        """Say `text` and hang up."""
+        ...
+
+    def push(self, call_id: str, answer: Answer) -> None:
+        """Run `answer` on the live call (for a step whose webhook answer is not read)."""
+        ...
+
+
+class VoiceMenuFactory(Protocol):
+    """A provider's VoiceMenu class: where its voice webhooks live, and how to build it."""
+
+    answer_path: str  # the call's first request (the number's answer URL)
+    step_path: str  # every later step, at URLs the app's answers name
+    event_path: str  # call progress events
+
+    def __call__(self, env: Mapping[str, str]) -> VoiceMenu: ...
+
+
+@dataclass(frozen=True)
+class CallPaths:
+    """Where a provider that fetches a placed call's instructions finds them: paths on the
+    app's public URL, `{survey}` / `{call}` filled with the survey's or the call's id. None:
+    that kind of call has no renderer on this provider (the call fails, final, saying so)."""
+
+    menu: str  # a call-back: the voice menu
+    status: str  # call progress callbacks
+    survey: str | None  # a voice survey's question
+    notice: str | None  # a notice read to a landline

@@ -17,10 +17,13 @@ from gateway.providers.africastalking import sender as at_sender
 from gateway.providers.africastalking.webhooks import AfricasTalkingWebhooks
 from gateway.providers.base import (
     Caller,
+    CallPaths,
     RecordingsApi,
     SmsSender,
     SmsWebhooks,
     SmsWebhooksFactory,
+    VoiceMenu,
+    VoiceMenuFactory,
 )
 from gateway.providers.outbox import caller as outbox_caller
 from gateway.providers.outbox import sender as outbox_sender
@@ -28,6 +31,10 @@ from gateway.providers.twilio import caller as twilio_caller
 from gateway.providers.twilio import sender as twilio_sender
 from gateway.providers.twilio.recordings import TwilioRecordings
 from gateway.providers.twilio.webhooks import TwilioWebhooks
+from gateway.providers.vonage import caller as vonage_caller
+from gateway.providers.vonage import sender as vonage_sender
+from gateway.providers.vonage.voice import VonageVoice
+from gateway.providers.vonage.webhooks import VonageWebhooks
 
 
 class SenderFactory(Protocol):
@@ -54,6 +61,10 @@ class ProviderInfo:
     sender: SenderFactory | None = None  # builds its SMS sender (given when `sms`)
     caller: CallerFactory | None = None  # builds its caller (given when `voice`)
     recordings: RecordingsApi | None = None  # keeps call recordings it can delete
+    # where a placed call fetches its instructions; None: the provider takes none per call
+    # (Africa's Talking brings an answered call to the number's one voice callback)
+    call_paths: CallPaths | None = None
+    voice_menu: VoiceMenuFactory | None = None  # runs the shared IVR (gateway.routes.voice_menu)
 
     def __post_init__(self) -> None:
         # The capability flags and the factories say the same thing; a line that disagrees
@@ -70,6 +81,12 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         voice=True,
         transfers_live_calls=True,
         sms_webhooks=TwilioWebhooks,
+        call_paths=CallPaths(
+            menu="/webhooks/twilio/voice",
+            status="/webhooks/twilio/call-status",
+            survey="/webhooks/twilio/survey?survey={survey}",
+            notice="/webhooks/twilio/notice?call={call}",
+        ),
         sender=twilio_sender.sender_from_env,
         caller=twilio_caller.caller_from_env,
         recordings=TwilioRecordings,
@@ -92,6 +109,23 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         transfers_live_calls=True,
         sender=outbox_sender.sender_from_env,
         caller=outbox_caller.caller_from_env,
+    ),
+    ProviderInfo(
+        "vonage",
+        ("VONAGE_",),
+        sms=True,
+        voice=True,
+        transfers_live_calls=False,
+        sms_webhooks=VonageWebhooks,
+        voice_menu=VonageVoice,
+        call_paths=CallPaths(
+            menu=VonageVoice.answer_path,
+            status=VonageVoice.event_path,
+            survey=None,  # no NCCO renderer for surveys and notices yet
+            notice=None,
+        ),
+        sender=vonage_sender.sender_from_env,
+        caller=vonage_caller.caller_from_env,
     ),
 )
 NAMES: tuple[str, ...] = tuple(p.name for p in PROVIDERS)
@@ -181,3 +215,8 @@ def forget_clients() -> None:
     with _lock:
         _senders.clear()
         _callers.clear()
+
+
+def voice_menus(env: Mapping[str, str]) -> dict[str, VoiceMenu]:
+    """Every provider's voice menu adapter, built from the environment (one set per process)."""
+    return {p.name: p.voice_menu(env) for p in PROVIDERS if p.voice_menu is not None}

@@ -286,20 +286,28 @@ def _record(
 
 
 def _call_urls(call: calls.ClaimedCall) -> tuple[str | None, str | None]:
-    """(instructions URL, status callback) for a Twilio call; AT and the outbox take none."""
-    if call.provider != "twilio":
+    """(instructions URL, status callback) for a provider that fetches a placed call's
+    instructions (the registry's call paths); (None, None) for one that takes none."""
+    paths = registry.info(call.provider).call_paths
+    if paths is None:
         return None, None
     base = os.environ.get("VENTANILLA_PUBLIC_URL", "").rstrip("/")
     if not base:
-        raise ValueError("VENTANILLA_PUBLIC_URL must be set for Twilio to fetch the call's menu")
-    status = f"{base}/webhooks/twilio/call-status"
+        raise ValueError(
+            f"VENTANILLA_PUBLIC_URL must be set for {call.provider} to fetch the call's menu"
+        )
+    status = base + paths.status
     if call.kind == calls.SURVEY:  # the survey's own question, not the menu
         if call.survey_id is None:
             raise SendError("a survey call without its survey", retryable=False)
-        return f"{base}/webhooks/twilio/survey?survey={call.survey_id}", status
+        if paths.survey is None:
+            raise SendError(f"{call.provider} cannot place voice surveys", retryable=False)
+        return base + paths.survey.format(survey=call.survey_id), status
     if call.kind == NOTICE:  # says the notice's message, not the menu
-        return f"{base}/webhooks/twilio/notice?call={call.id}", status
-    return f"{base}/webhooks/twilio/voice", status
+        if paths.notice is None:
+            raise SendError(f"{call.provider} cannot read notices to landlines", retryable=False)
+        return base + paths.notice.format(call=call.id), status
+    return base + paths.menu, status
 
 
 def place_calls(call_ids: list[int]) -> dict[str, int]:

@@ -13,7 +13,7 @@ from casestore.models import Interaction
 from gateway.forms import BadRequest, require
 from ivr.machine import Expect, Screen
 from ivr.menu import Menu
-from ivr.speech import speech
+from ivr.speech import speech, spoken_options
 from sms.phone import PhoneError, sender_phone
 
 _KEYPAD = frozenset("0123456789*#")
@@ -110,14 +110,6 @@ def say(text: str, voice: str) -> str:
     return f'<Say voice={quoteattr(voice)} playBeep="false">{escape(text)}</Say>'
 
 
-def spoken_options(menu: Menu, screen: Screen) -> str:
-    """The options read out: "Nuevo pedido: presione 1." (keys digit by digit)."""
-    template = speech(menu.config, screen.state.language, "option")
-    return " ".join(
-        template.format(label=label, key=" ".join(key)) for key, label in screen.options
-    )
-
-
 def _get_digits(text: str, voice: str, url: str, digits: int, timeout: int) -> str:
     # If nothing is pressed AT goes on to the next action: the Redirect brings that back to
     # the same step as "no input", so silence counts as an invalid attempt.
@@ -156,7 +148,7 @@ def render_screen(menu: Menu, screen: Screen, voice: Voice) -> str:
     if screen.expect == Expect.DIGITS:
         text, digits, timeout = screen.text, screen.digits or 12, DIGITS_TIMEOUT
     else:  # a choice; free text cannot be keyed on a phone, so it is read as one too
-        text = f"{screen.text} {spoken_options(menu, screen)}".strip()
+        text = f"{screen.text} {spoken_options(menu.config, screen)}".strip()
         digits = max((len(key) for key, _ in screen.options), default=1)
         timeout = CHOICE_TIMEOUT
     return _get_digits(text, voice.voice, voice.digits_url, digits, timeout)

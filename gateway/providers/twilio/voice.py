@@ -22,7 +22,7 @@ from casestore.menu_actions import spoken_tracking
 from gateway.forms import BadRequest, require
 from ivr.machine import Expect, Screen
 from ivr.menu import Menu
-from ivr.speech import speech
+from ivr.speech import spoken_options
 from sms.phone import PhoneError, sender_phone
 
 VOICE_PATH = "/webhooks/twilio/voice"
@@ -211,9 +211,8 @@ def render_screen(menu: Menu, base: str, screen: Screen, next_step: int) -> str:
             method="POST",
             action_on_empty_result=True,
         )
-        option = speech(menu.config, screen.state.language, "option")
-        spoken = [option.format(label=label, key=" ".join(key)) for key, label in screen.options]
-        speak(gather, " ".join([screen.text, *spoken]), voice)
+        options = spoken_options(menu.config, screen)
+        speak(gather, f"{screen.text} {options}" if options else screen.text, voice)
     return str(response)
 
 
