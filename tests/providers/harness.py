@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
@@ -30,6 +31,7 @@ from casestore.models import Contact, Interaction, OutboundMessage
 from gateway.forms import parse_form
 from tests.helpers import counts
 from tests.providers.signing import SECRETS, SIGNERS, OutgoingRequest, sign
+from tests.settings import REDIS_PREFIX, REDIS_URL
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 METHODS = frozenset({"GET", "POST"})
@@ -414,6 +416,15 @@ def _check_stored(
 
 
 # ---------------------------------------------------------------- the runner
+def _redis_keys() -> set[bytes]:
+    """This run's keys in the test Redis (sessions, kept answers, locks)."""
+    store = redis.Redis.from_url(REDIS_URL)
+    try:
+        return set(store.scan_iter(match=f"{REDIS_PREFIX}:*"))
+    finally:
+        store.close()
+
+
 def run_case(client: TestClient, db_url: str, case: Case, caplog: pytest.LogCaptureFixture) -> Any:
     """Post `case` to the app as its provider would and check everything it expects; returns
     the response for anything a test wants to look at further."""
@@ -424,6 +435,7 @@ def run_case(client: TestClient, db_url: str, case: Case, caplog: pytest.LogCapt
     if "outbox_status" in expect:
         seeded = _seed_outbox(db_url, case.provider, expect["outbox_status"]["provider_ref"])
     before = counts(db_url)
+    keys_before = _redis_keys()
     request = case.outgoing()
     response = client.request(
         request.method, request.target, content=request.body, headers=request.headers
@@ -436,6 +448,7 @@ def run_case(client: TestClient, db_url: str, case: Case, caplog: pytest.LogCapt
         if "contains" in case.error:
             assert case.error["contains"] in response.text, (case.label, response.text)
         assert counts(db_url) == before, f"{case.label}: a refused request changed the database"
+        assert _redis_keys() == keys_before, f"{case.label}: a refused request changed Redis"
         return response
     assert response.status_code == expect.get("status", 200), (case.label, response.text)
     if "media_type" in expect:
