@@ -53,7 +53,9 @@ STATUS_KEYS = frozenset(
     {"provider_ref", "status", "provider_status", "error_code", "error", "opted_out"}
 )
 CASE_ROW_KEYS = frozenset({"category", "department", "status", "channel", "urgent"})
-CONTACT_KEYS = frozenset({"phone", "sms_capable", "sms_capable_reason", "provider_opted_out"})
+CONTACT_KEYS = frozenset(
+    {"phone", "sms_capable", "sms_capable_reason", "opted_out", "provider_opted_out"}
+)
 
 # The contact and outbox row a status callback finds: the message it reports on was handed to
 # the provider, which answered with the reference the callback carries. Each case gets a phone
@@ -350,6 +352,7 @@ def _check_contact(where: str, contact: Contact | None, expected: Mapping[str, A
         "phone": contact.phone,
         "sms_capable": contact.sms_capable,
         "sms_capable_reason": contact.sms_capable_reason,
+        "opted_out": contact.opted_out_at is not None,
         "provider_opted_out": contact.provider_opted_out_at is not None,
     }
     assert {k: actual[k] for k in expected} == dict(expected), where
