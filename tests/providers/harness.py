@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from casestore.db import make_engine
+from casestore.inbound import Inbound, StatusUpdate
 from casestore.models import Case as CaseRow
 from casestore.models import Contact, Interaction, OutboundMessage
-from gateway.forms import parse_form
+from gateway.forms import BadRequest, parse_form
 from tests.helpers import counts
 from tests.providers.signing import SECRETS, SIGNERS, OutgoingRequest, sign
 from tests.settings import REDIS_PREFIX, REDIS_URL
@@ -140,6 +141,33 @@ class Table:
                 chosen.append(case)
         assert chosen, f"{self.path.name}: no case with {having!r}"
         return [pytest.param(c, id=c.label) for c in chosen]
+
+
+# ---------------------------------------------------------------- parse-level checks
+def expected_inbound(case: Case, received_at: datetime) -> Inbound:
+    """The `Inbound` the provider's parser must make of `case` (its `expect.inbound`)."""
+    assert case.expect is not None and "inbound" in case.expect, case.label
+    want = case.expect["inbound"]
+    fields = dict(want, media_urls=tuple(want["media_urls"]))
+    return Inbound(provider=case.provider, received_at=received_at, **fields)
+
+
+def expected_status(case: Case) -> StatusUpdate:
+    """The `StatusUpdate` the provider's parser must make of `case` (`expect.outbox_status`)."""
+    assert case.expect is not None and "outbox_status" in case.expect, case.label
+    return StatusUpdate(provider=case.provider, **case.expect["outbox_status"])
+
+
+def assert_parser_refuses(case: Case, parse: Callable[[dict[str, str]], object]) -> None:
+    """`parse` refuses the case's fields with the status and reason the app answers with."""
+    assert case.error is not None, case.label
+    with pytest.raises(BadRequest) as info:
+        parse(case.form())
+    assert info.value.status == case.error["status"], case.label
+    if "reason" in case.error:
+        assert info.value.reason == case.error["reason"], case.label
+    if "contains" in case.error:
+        assert case.error["contains"] in info.value.reason, case.label
 
 
 def _fail(where: str, message: str) -> TableError:

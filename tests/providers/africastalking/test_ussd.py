@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.forms import BadRequest
 from gateway.routes import ussd
 from tests.providers.conftest import Post
-from tests.providers.harness import Case, load_testdata
+from tests.providers.harness import Case, assert_parser_refuses, load_testdata
 
 USSD = load_testdata(__file__, "ussd")
 
@@ -22,10 +21,7 @@ def test_parse_ussd(case: Case) -> None:
 
 @pytest.mark.parametrize("case", USSD.params(having="error"))
 def test_parse_ussd_refuses_malformed_forms(case: Case) -> None:
-    assert case.error is not None
-    with pytest.raises(BadRequest) as info:
-        ussd.parse_ussd(case.form(), "AR")
-    assert (info.value.status, info.value.reason) == (case.error["status"], case.error["reason"])
+    assert_parser_refuses(case, lambda form: ussd.parse_ussd(form, "AR"))
 
 
 @pytest.mark.parametrize("case", USSD.params())

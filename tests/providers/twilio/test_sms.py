@@ -7,11 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from casestore.inbound import Inbound, StatusUpdate
 from gateway.forms import BadRequest
 from gateway.providers import twilio
 from tests.providers.conftest import Post
-from tests.providers.harness import Case, load_testdata
+from tests.providers.harness import (
+    Case,
+    assert_parser_refuses,
+    expected_inbound,
+    expected_status,
+    load_testdata,
+)
 
 SMS = load_testdata(__file__, "sms")
 STATUS = load_testdata(__file__, "status")
@@ -21,23 +26,13 @@ RECEIVED_AT = datetime(2025, 3, 14, 13, 5, 9, tzinfo=UTC)
 # ---------------------------------------------------------------- inbound SMS
 @pytest.mark.parametrize("case", SMS.params(having="inbound"))
 def test_parse_sms(case: Case) -> None:
-    assert case.expect is not None
-    want = case.expect["inbound"]
     inbound = twilio.parse_sms(case.form(), RECEIVED_AT, "AR")
-    expected = Inbound(
-        provider="twilio",
-        received_at=RECEIVED_AT,
-        **dict(want, media_urls=tuple(want["media_urls"])),
-    )
-    assert inbound == expected
+    assert inbound == expected_inbound(case, RECEIVED_AT)
 
 
 @pytest.mark.parametrize("case", SMS.params(having="error"))
 def test_parse_sms_refuses_malformed_forms(case: Case) -> None:
-    assert case.error is not None
-    with pytest.raises(BadRequest) as info:
-        twilio.parse_sms(case.form(), RECEIVED_AT, "AR")
-    assert (info.value.status, info.value.reason) == (case.error["status"], case.error["reason"])
+    assert_parser_refuses(case, lambda form: twilio.parse_sms(form, RECEIVED_AT, "AR"))
 
 
 def test_recorded_forms_keep_their_blank_fields() -> None:
@@ -59,9 +54,7 @@ def test_recorded_sms_over_http(post_case: Post, case: Case) -> None:
 # ---------------------------------------------------------------- status callbacks
 @pytest.mark.parametrize("case", STATUS.params(having="outbox_status"))
 def test_parse_status(case: Case) -> None:
-    assert case.expect is not None
-    update = twilio.parse_status(case.form())
-    assert update == StatusUpdate(provider="twilio", **case.expect["outbox_status"])
+    assert twilio.parse_status(case.form()) == expected_status(case)
 
 
 def test_status_table_covers_every_twilio_status() -> None:
@@ -71,10 +64,7 @@ def test_status_table_covers_every_twilio_status() -> None:
 
 @pytest.mark.parametrize("case", STATUS.params(having="error"))
 def test_parse_status_refuses_malformed_callbacks(case: Case) -> None:
-    assert case.error is not None
-    with pytest.raises(BadRequest) as info:
-        twilio.parse_status(case.form())
-    assert (info.value.status, info.value.reason) == (case.error["status"], case.error["reason"])
+    assert_parser_refuses(case, twilio.parse_status)
 
 
 def test_unknown_status_names_every_allowed_value() -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.forms import BadRequest
 from gateway.routes import voice_twilio
 from tests.providers.conftest import Post
-from tests.providers.harness import Case, load_testdata
+from tests.providers.harness import Case, assert_parser_refuses, load_testdata
 
 VOICE = load_testdata(__file__, "voice")
 
@@ -23,10 +22,7 @@ def test_parse_call(case: Case) -> None:
 
 @pytest.mark.parametrize("case", VOICE.params(having="error"))
 def test_parse_call_refuses_malformed(case: Case) -> None:
-    assert case.error is not None
-    with pytest.raises(BadRequest) as info:
-        voice_twilio.parse_call(case.form(), "AR")
-    assert (info.value.status, info.value.reason) == (case.error["status"], case.error["reason"])
+    assert_parser_refuses(case, lambda form: voice_twilio.parse_call(form, "AR"))
 
 
 @pytest.mark.parametrize("case", VOICE.params())
