@@ -101,9 +101,11 @@ class Case:
         return parse_form(self.content, self.content_type)
 
     def json(self) -> Any:
+        """The body parsed, for providers whose webhooks are JSON."""
         return json.loads(self.body)
 
     def outgoing(self) -> OutgoingRequest:
+        """The request as the provider sends it: signed, unless the case says otherwise."""
         headers = {"Content-Type": self.content_type, **self.headers}
         request = OutgoingRequest(self.method, self.path, self.query, headers, self.content)
         return sign(self.provider, request) if self.signed else request
