@@ -388,6 +388,59 @@ def _check_contact(where: str, contact: Contact | None, expected: Mapping[str, A
     assert {k: actual[k] for k in expected} == dict(expected), where
 
 
+def _check_inbound(s: Session, case: Case, expect: Mapping[str, Any]) -> Contact | None:
+    """The one inbound interaction stored under the case's reference, its contact, its case."""
+    want = expect["inbound"]
+    rows = list(
+        s.scalars(
+            select(Interaction).where(
+                Interaction.provider == case.provider,
+                Interaction.provider_ref == want["provider_ref"],
+                Interaction.direction == "in",
+            )
+        )
+    )
+    assert len(rows) == 1, f"{case.label}: {len(rows)} inbound rows stored"
+    (row,) = rows
+    stored: dict[str, Any] = {
+        "channel": row.channel,
+        "sender": row.address,
+        "text": row.text,
+        "media_urls": list(row.media_urls or []),
+    }
+    assert stored == {k: want[k] for k in stored}, case.label
+    contact = s.get(Contact, row.contact_id) if row.contact_id else None
+    assert (contact.phone if contact else None) == want["phone"], case.label
+    if "case" in expect and expect["case"] is None:
+        assert row.case_id is None, f"{case.label}: the message is on a case"
+    elif "case" in expect:
+        assert row.case_id is not None, f"{case.label}: the message opened no case"
+        opened = s.get(CaseRow, row.case_id)
+        assert opened is not None
+        actual = {k: getattr(opened, k) for k in expect["case"]}
+        assert actual == dict(expect["case"]), case.label
+    return contact
+
+
+def _check_outbox(s: Session, case: Case, expect: Mapping[str, Any], seeded: _Seeded) -> Contact:
+    """The message the status callback reported on, moved as expected; its contact."""
+    want = expect["outbox_status"]
+    message = s.get(OutboundMessage, seeded.message_id)
+    assert message is not None
+    stored: dict[str, Any] = {
+        "status": message.status,
+        "provider_status": message.provider_status,
+        "error_code": message.error_code,
+        "error": message.error,
+    }
+    assert stored == {k: want[k] for k in stored}, case.label
+    contact = s.get(Contact, seeded.contact_id)
+    assert contact is not None
+    opted = contact.provider_opted_out_at is not None
+    assert opted == want["opted_out"], f"{case.label}: opted out at the provider"
+    return contact
+
+
 def _check_stored(
     db_url: str, case: Case, expect: Mapping[str, Any], seeded: _Seeded | None
 ) -> None:
@@ -396,52 +449,10 @@ def _check_stored(
         with Session(engine) as s:
             contact: Contact | None = None
             if "inbound" in expect:
-                want = expect["inbound"]
-                rows = list(
-                    s.scalars(
-                        select(Interaction).where(
-                            Interaction.provider == case.provider,
-                            Interaction.provider_ref == want["provider_ref"],
-                            Interaction.direction == "in",
-                        )
-                    )
-                )
-                assert len(rows) == 1, f"{case.label}: {len(rows)} inbound rows stored"
-                (row,) = rows
-                stored = {
-                    "channel": row.channel,
-                    "sender": row.address,
-                    "text": row.text,
-                    "media_urls": list(row.media_urls or []),
-                }
-                wanted = {k: want[k] for k in stored}
-                assert stored == wanted, case.label
-                contact = s.get(Contact, row.contact_id) if row.contact_id else None
-                assert (contact.phone if contact else None) == want["phone"], case.label
-                if "case" in expect and expect["case"] is None:
-                    assert row.case_id is None, f"{case.label}: the message is on a case"
-                elif "case" in expect:
-                    assert row.case_id is not None, f"{case.label}: the message opened no case"
-                    opened = s.get(CaseRow, row.case_id)
-                    assert opened is not None
-                    actual = {k: getattr(opened, k) for k in expect["case"]}
-                    assert actual == dict(expect["case"]), case.label
+                contact = _check_inbound(s, case, expect)
             if "outbox_status" in expect:
                 assert seeded is not None
-                want = expect["outbox_status"]
-                message = s.get(OutboundMessage, seeded.message_id)
-                assert message is not None
-                stored = {
-                    "status": message.status,
-                    "provider_status": message.provider_status,
-                    "error_code": message.error_code,
-                    "error": message.error,
-                }
-                assert stored == {k: want[k] for k in stored}, case.label
-                contact = s.get(Contact, seeded.contact_id)
-                assert contact is not None
-                opted = contact.provider_opted_out_at is not None
-                assert opted == want["opted_out"], f"{case.label}: opted out at the provider"
+                contact = _check_outbox(s, case, expect, seeded)
             if "contact" in expect:
                 _check_contact(case.label, contact, expect["contact"])
     finally:
