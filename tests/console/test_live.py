@@ -35,18 +35,17 @@ from casestore.models import (
 from casestore.operators import create_operator, start_console_session
 from gateway.app import create_app
 from gateway.console.auth import COOKIE
-from gateway.forms import parse_form
 from gateway.live import queue as livequeue
 from gateway.live.queue import Waiting
 from gateway.settings import load_settings
 from tests.conftest import AT_KEY, TWILIO_SID, TWILIO_TOKEN, app_env
 from tests.fakeprovider import FakeProvider, _json_reply, _Reply
 from tests.helpers import AT_TOKEN, PUBLIC_URL, Db, post_twilio, sign, twilio_form
+from tests.providers.harness import load_table
 
-TESTDATA = json.loads(
-    (Path(__file__).parents[1] / "gateway" / "testdata" / "twilio_voice.json").read_text("utf-8")
+VOICE_TABLE = load_table(
+    Path(__file__).parents[1] / "providers" / "twilio" / "testdata" / "voice.json"
 )
-FORM_TYPE = "application/x-www-form-urlencoded"
 CITIZEN = "+5491155550601"
 OPERATOR_PHONE = "+5491155550699"
 AT_NUMBER = "+5491155559999"
@@ -147,7 +146,7 @@ def sign_in(
 
 
 def voice_form(sid: str, caller: str = CITIZEN, **extra: str) -> dict[str, str]:
-    form = parse_form(TESTDATA["incoming_call"][0]["body"].encode(), FORM_TYPE)
+    form = VOICE_TABLE.case("mobile caller, Argentina").form()
     form.update(CallSid=sid, From=caller, Caller=caller, CallStatus="in-progress")
     form.update(extra)
     return form

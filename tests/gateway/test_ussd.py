@@ -1,10 +1,10 @@
-"""Africa's Talking USSD: recorded payloads, every screen's size, and walks over HTTP through
-every path of the menu on SQLite and PostgreSQL, with the real Redis holding the sessions."""
+"""Africa's Talking USSD: every screen's size, and walks over HTTP through every path of the
+menu on SQLite and PostgreSQL, with the real Redis holding the sessions (the recorded
+payloads, parsed and posted one by one, are in tests/providers/africastalking)."""
 
 from __future__ import annotations
 
 import html
-import json
 import re
 import threading
 import time
@@ -12,7 +12,6 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -24,7 +23,6 @@ from casestore.config import Config, load_config
 from casestore.models import CallbackRequest
 from casestore.tracking import find_digit_runs, generate
 from gateway.app import create_app
-from gateway.forms import BadRequest, parse_form
 from gateway.routes import ussd
 from gateway.settings import Settings, load_settings
 from ivr.machine import Action, Outcome, Screen, State, resume, start, step
@@ -34,10 +32,6 @@ from tests.conftest import PUBLIC_URL, app_env
 from tests.helpers import AT_TOKEN, Db, counts
 from tests.settings import REDIS_PREFIX, REDIS_URL
 
-TESTDATA = json.loads(
-    (Path(__file__).parent / "testdata" / "africastalking_ussd.json").read_text(encoding="utf-8")
-)
-FORM_TYPE = "application/x-www-form-urlencoded"
 PATH = f"/webhooks/africastalking/ussd?token={AT_TOKEN}"
 TRACKING = re.compile(r"\b(\d{4} \d{4} \d{2})\b")
 
@@ -45,10 +39,6 @@ TRACKING = re.compile(r"\b(\d{4} \d{4} \d{2})\b")
 def fictional_phone() -> str:
     """A +54 9 11 5555 xxxx number of its own: resume offers are kept per phone in Redis."""
     return f"+549115555{uuid.uuid4().int % 10000:04d}"
-
-
-def _cases(outcome: str) -> list[Any]:
-    return [pytest.param(c, id=c["label"]) for c in TESTDATA["ussd_requests"] if outcome in c]
 
 
 def tracking_in(text: str) -> str:
@@ -128,24 +118,7 @@ def forget_session(session_id: str) -> None:
     assert redis_keys(f"{REDIS_PREFIX}:menu:[st]:*{session_id}", delete=True)
 
 
-# ---------------------------------------------------------------- recorded payloads (pure)
-
-
-@pytest.mark.parametrize("case", _cases("request"))
-def test_parse_ussd(case: dict[str, Any]) -> None:
-    form = parse_form(case["body"].encode(), FORM_TYPE)
-    assert ussd.parse_ussd(form, "AR") == ussd.UssdRequest(**case["request"])
-
-
-@pytest.mark.parametrize("case", _cases("error"))
-def test_parse_ussd_refuses_malformed_forms(case: dict[str, Any]) -> None:
-    form = parse_form(case["body"].encode(), FORM_TYPE)
-    with pytest.raises(BadRequest) as info:
-        ussd.parse_ussd(form, "AR")
-    assert (info.value.status, info.value.reason) == (
-        case["error"]["status"],
-        case["error"]["reason"],
-    )
+# ---------------------------------------------------------------- the accumulated text (pure)
 
 
 def test_following_reads_the_new_input_off_the_previous_text() -> None:
@@ -581,18 +554,6 @@ def test_bad_token_refused_and_nothing_written(
     assert response.status_code == 403
     assert counts(db_url) == before
     assert redis_keys(f"*{phone.session_id}*") == []
-
-
-@pytest.mark.parametrize("case", _cases("error"))
-def test_malformed_requests_refused_over_http(
-    client: TestClient, db_url: str, case: dict[str, Any]
-) -> None:
-    before = counts(db_url)
-    response = client.post(PATH, content=case["body"].encode(), headers={"Content-Type": FORM_TYPE})
-    assert response.status_code == case["error"]["status"]
-    assert response.text == case["error"]["reason"]
-    assert counts(db_url) == before
-    assert redis_keys("*ATUid_bad0*") == []
 
 
 def test_body_over_64_kib_and_wrong_content_type_refused(client: TestClient, db_url: str) -> None:

@@ -1,10 +1,10 @@
-"""Twilio voice IVR over HTTP, on SQLite and PostgreSQL: recorded payloads, then scripted calls
-through every path, each step signed as Twilio signs it; TwiML read with xml.etree."""
+"""Twilio voice IVR over HTTP, on SQLite and PostgreSQL: scripted calls through every path,
+each step signed as Twilio signs it and shaped as recorded (tests/providers/twilio holds the
+recorded requests and checks each one alone); TwiML read with xml.etree."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -23,18 +23,19 @@ from casestore.menu_actions import spoken_tracking
 from casestore.models import CallbackRequest, Case
 from casestore.tracking import generate
 from gateway.app import create_app
-from gateway.forms import BadRequest, parse_form
-from gateway.providers.twilio import voice as twilio_voice
 from gateway.settings import load_settings
 from ivr.menu import load_menu
 from tests.conftest import app_env
 from tests.helpers import PUBLIC_URL, Db, counts, sign
+from tests.providers.harness import load_table
 from tests.settings import REDIS_PREFIX
 
-TESTDATA = json.loads(
-    (Path(__file__).parent / "testdata" / "twilio_voice.json").read_text(encoding="utf-8")
+# The recorded requests of tests/providers/twilio: a new call, and the fields Twilio adds at
+# each follow-up step ("step: ..." cases).
+VOICE_TABLE = load_table(
+    Path(__file__).parents[1] / "providers" / "twilio" / "testdata" / "voice.json"
 )
-FORM_TYPE = "application/x-www-form-urlencoded"
+CALL = VOICE_TABLE.case("mobile caller, Argentina").form()
 MENU = load_menu(load_config(env={}))
 VOICE = "/webhooks/twilio/voice"
 RECORDING = (
@@ -44,12 +45,10 @@ RECORDING = (
 _sids = itertools.count(1)
 
 
-def _form(body: str) -> dict[str, str]:
-    return parse_form(body.encode("utf-8"), FORM_TYPE)
-
-
-def _cases(outcome: str) -> list[Any]:
-    return [pytest.param(c, id=c["label"]) for c in TESTDATA["incoming_call"] if outcome in c]
+def step_fields(step: str) -> dict[str, str]:
+    """What Twilio adds to (or changes in) the call's fields at `step`, as recorded."""
+    form = VOICE_TABLE.case(f"step: {step}").form()
+    return {name: value for name, value in form.items() if CALL.get(name) != value}
 
 
 def category_key(code: str) -> str:
@@ -92,7 +91,7 @@ class Caller:
     def __init__(self, client: TestClient, caller: str = "+5491155550101") -> None:
         self.client = client
         self.sid = f"CA{next(_sids):032x}"
-        self.form = _form(TESTDATA["incoming_call"][0]["body"])
+        self.form = dict(CALL)
         self.form.update(CallSid=self.sid, From=caller, Caller=caller)
         self.last: Twiml | None = None
         self.queued: ET.Element | None = None  # the <Enqueue> the caller is waiting in
@@ -117,7 +116,7 @@ class Caller:
     def press_form(self, digits: str) -> tuple[str, dict[str, str]]:
         assert self.last is not None
         action = self.last.one("Gather").get("action") or ""
-        return action, dict(_form(TESTDATA["steps"]["gather"]), Digits=digits)
+        return action, dict(step_fields("gather"), Digits=digits)
 
     def press(self, digits: str) -> Twiml:
         return self._go(*self.press_form(digits))
@@ -125,18 +124,18 @@ class Caller:
     def record(self, url: str) -> Twiml:
         assert self.last is not None
         action = self.last.one("Record").get("action") or ""
-        extra = dict(_form(TESTDATA["steps"]["record"]), RecordingUrl=url)
+        extra = dict(step_fields("record"), RecordingUrl=url)
         return self._go(action, extra)
 
     def wait(self, **queue: str) -> Twiml:
         assert self.queued is not None
         url = self.queued.get("waitUrl") or ""
-        return self._go(url, {**_form(TESTDATA["steps"]["wait"]), **queue})
+        return self._go(url, {**step_fields("wait"), **queue})
 
     def leave_queue(self, result: str = "leave") -> Twiml:
         assert self.queued is not None
         url = self.queued.get("action") or ""
-        return self._go(url, dict(_form(TESTDATA["steps"]["queue_result"]), QueueResult=result))
+        return self._go(url, dict(step_fields("queue_result"), QueueResult=result))
 
 
 def callbacks(db_url: str) -> list[CallbackRequest]:
@@ -167,40 +166,8 @@ def closed_client(db_url: str, redis_url: str) -> Iterator[TestClient]:
         yield test_client
 
 
-# ---------------------------------------------------------------- recorded payloads
-
-
-@pytest.mark.parametrize("case", _cases("call"))
-def test_parse_call(case: dict[str, Any]) -> None:
-    call = twilio_voice.parse_call(_form(case["body"]), "AR")
-    assert call == twilio_voice.VoiceCall(**case["call"])
-
-
-@pytest.mark.parametrize("case", _cases("error"))
-def test_parse_call_refuses_malformed(case: dict[str, Any]) -> None:
-    with pytest.raises(BadRequest) as info:
-        twilio_voice.parse_call(_form(case["body"]), "AR")
-    assert (info.value.status, info.value.reason) == (
-        case["error"]["status"],
-        case["error"]["reason"],
-    )
-
-
-@pytest.mark.parametrize("case", TESTDATA["incoming_call"], ids=lambda c: c["label"])
-def test_recorded_incoming_calls_over_http(
-    client: TestClient, db_url: str, case: dict[str, Any]
-) -> None:
-    form = _form(case["body"])
-    before = counts(db_url)
-    response = client.post(VOICE, data=form, headers={"X-Twilio-Signature": sign(VOICE, form)})
-    if "error" in case:
-        assert response.status_code == case["error"]["status"]
-        assert case["error"]["reason"] in response.text
-    else:
-        twiml = Twiml(response)
-        assert twiml.verbs == ["Gather"]
-        assert "Desarrollo Social. Elija una opcion." in twiml.text
-    assert counts(db_url) == before  # answering a call writes nothing yet
+# ---------------------------------------------------------------- the welcome
+# (recorded payloads over HTTP: tests/providers/twilio/test_voice.py)
 
 
 def test_main_menu_twiml(client: TestClient) -> None:
@@ -602,7 +569,7 @@ def test_redelivered_steps_answer_the_same_and_create_nothing(
     call.press("1")
     call.press(category_key("tarjeta-alimentar"))
     record_url = call.last.one("Record").get("action") if call.last else ""
-    extra = dict(_form(TESTDATA["steps"]["record"]), RecordingUrl=RECORDING.format(0xC3))
+    extra = dict(step_fields("record"), RecordingUrl=RECORDING.format(0xC3))
     created = Twiml(call.post(record_url or "", extra))
     before = counts(db_url)
     assert Twiml(call.post(record_url or "", extra)).xml == created.xml
@@ -618,7 +585,7 @@ def test_concurrent_redeliveries_open_one_case(client: TestClient, db_url: str) 
     call.press("1")
     call.press(category_key("comedores"))
     url = call.last.one("Record").get("action") if call.last else ""
-    extra = dict(_form(TESTDATA["steps"]["record"]), RecordingUrl=RECORDING.format(0xD4))
+    extra = dict(step_fields("record"), RecordingUrl=RECORDING.format(0xD4))
     answers: list[str] = []
 
     def send() -> None:
@@ -659,7 +626,7 @@ def test_status_callback_drops_the_session(client: TestClient, redis_url: str) -
     assert store.exists(f"{REDIS_PREFIX}:menu:s:twilio:{call.sid}")
     ringing = Twiml(call.post(VOICE + "/status", {"CallStatus": "in-progress"}))
     assert ringing.verbs == [] and store.exists(f"{REDIS_PREFIX}:menu:s:twilio:{call.sid}")
-    extra = _form(TESTDATA["steps"]["status"])
+    extra = step_fields("status")
     assert Twiml(call.post(VOICE + "/status", extra)).verbs == []
     assert not store.exists(f"{REDIS_PREFIX}:menu:s:twilio:{call.sid}")
 
