@@ -534,5 +534,11 @@ def test_registry_builds_one_sender_per_environment_and_timeout(fake: FakeProvid
 def test_a_provider_line_that_claims_sms_without_a_sender_is_refused() -> None:
     with pytest.raises(TypeError, match="carrier-pigeon"):
         registry.ProviderInfo(
-            "carrier-pigeon", ("PIGEON_",), sms=True, voice=False, transfers_live_calls=False
+            "carrier-pigeon",
+            ("PIGEON_",),
+            label="Carrier pigeon",
+            sms=True,
+            voice=False,
+            queues_callers=False,
+            moves_live_calls=False,
         )

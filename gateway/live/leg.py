@@ -17,7 +17,7 @@ from casestore.calls import CallStatus
 from casestore.models import Operator
 from gateway.live import queue as livequeue
 from gateway.live.queue import LiveCall, Waiting
-from gateway.providers.africastalking import live as at_live
+from gateway.providers import registry
 from gateway.providers.twilio import live as twilio_live
 from gateway.providers.twilio import voice as twilio_voice
 from ivr.speech import speech
@@ -78,8 +78,9 @@ def transfer(rt: Runtime, entry: Waiting, department: str) -> Waiting:
     """Move the caller to another department's queue (blocking); returns their new entry."""
     if department not in rt.config.departments:
         raise BridgeError(f"unknown department {department!r}")
-    if entry.provider == "africastalking" and not at_live.MOVES_LIVE_CALLS:
-        raise BridgeError("Africa's Talking cannot move a live call to another queue")
+    if entry.provider in registry.NAMES and not registry.info(entry.provider).moves_live_calls:
+        label = registry.info(entry.provider).label
+        raise BridgeError(f"{label} cannot move a live call to another queue")
     if entry.provider == "twilio":
         step = _queue_step(rt, entry.call_sid)
         twiml = transfer_twiml(rt, entry, department, step)

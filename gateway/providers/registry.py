@@ -56,7 +56,9 @@ class ProviderInfo:
     env_prefixes: tuple[str, ...]  # the variables of the contract its clients read
     sms: bool  # sends SMS
     voice: bool  # places calls
-    transfers_live_calls: bool  # can move a caller in a live call (bridge to an operator)
+    label: str  # the provider's name as people write it, for messages
+    queues_callers: bool  # a caller can wait in a queue for an operator (and be bridged)
+    moves_live_calls: bool  # a live call can be moved to another queue (a transfer)
     sms_webhooks: SmsWebhooksFactory | None = None  # receives SMS and delivery statuses
     sender: SenderFactory | None = None  # builds its SMS sender (given when `sms`)
     caller: CallerFactory | None = None  # builds its caller (given when `voice`)
@@ -77,9 +79,11 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo(
         "twilio",
         ("TWILIO_",),
+        label="Twilio",
         sms=True,
         voice=True,
-        transfers_live_calls=True,
+        queues_callers=True,
+        moves_live_calls=True,
         sms_webhooks=TwilioWebhooks,
         call_paths=CallPaths(
             menu="/webhooks/twilio/voice",
@@ -94,9 +98,11 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo(
         "africastalking",
         ("AT_",),
+        label="Africa's Talking",
         sms=True,
         voice=True,
-        transfers_live_calls=True,
+        queues_callers=True,
+        moves_live_calls=False,
         sms_webhooks=AfricasTalkingWebhooks,
         sender=at_sender.sender_from_env,
         caller=at_caller.caller_from_env,
@@ -104,18 +110,22 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
     ProviderInfo(
         "outbox",
         (),
+        label="outbox",
         sms=True,
         voice=True,
-        transfers_live_calls=True,
+        queues_callers=False,
+        moves_live_calls=False,
         sender=outbox_sender.sender_from_env,
         caller=outbox_caller.caller_from_env,
     ),
     ProviderInfo(
         "vonage",
         ("VONAGE_",),
+        label="Vonage",
         sms=True,
         voice=True,
-        transfers_live_calls=False,
+        queues_callers=False,
+        moves_live_calls=False,
         sms_webhooks=VonageWebhooks,
         voice_menu=VonageVoice,
         call_paths=CallPaths(

@@ -74,7 +74,7 @@ async def _screen_for(rt: Runtime, provider: str, adapter: VoiceMenu, step: Call
         value = step.digits or ""
     call = Call("voice", provider, step.call_id, str(step.step), step.phone, value)
     screen = await advance(rt, rt.menu, rt.menu_store, call)
-    if not registry.info(provider).transfers_live_calls:
+    if not registry.info(provider).queues_callers:
         screen = await _without_queue(rt, call, screen)
     params: dict[str, str | int] = {"step": step.step + 1, "call": step.call_id}
     if step.phone:

@@ -11,8 +11,6 @@ from xml.sax.saxutils import quoteattr
 
 from gateway.providers.africastalking.voice import XML_HEAD, say
 
-MOVES_LIVE_CALLS = False  # no API moves a caller between queues mid-call
-
 
 def render_dequeue(notice: str, voice: str, number: str, department: str) -> str:
     """The operator's leg: who is calling, then bridge the department queue's next caller."""

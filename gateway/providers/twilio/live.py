@@ -13,8 +13,6 @@ from typing import Any
 from gateway.providers.base import SendError
 from gateway.providers.twilio.client import refusals, rest_client
 
-MOVES_LIVE_CALLS = True  # a caller can be moved between queues mid-call
-
 
 @lru_cache(maxsize=4)
 def _rest(account_sid: str, auth_token: str, base_url: str | None) -> Any:
