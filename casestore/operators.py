@@ -296,7 +296,7 @@ def set_active(session: Session, operator: Operator, active: bool, *, actor: str
     return True
 
 
-_UNCHANGED = object()
+UNCHANGED: object = object()  # edit_operator: leave this field as it is
 
 
 def edit_operator(
@@ -308,8 +308,8 @@ def edit_operator(
     role: str | None = None,
     add_departments: Collection[str] = (),
     remove_departments: Collection[str] = (),
-    phone: str | None | object = _UNCHANGED,
-    name: str | None | object = _UNCHANGED,
+    phone: str | None | object = UNCHANGED,
+    name: str | None | object = UNCHANGED,
 ) -> dict[str, object]:
     """Change role, departments, phone (None removes it) or name; returns what changed (also
     the audit's detail). Everything is checked before anything changes."""
@@ -382,20 +382,23 @@ def list_operators(
         query = query.where(Operator.active.is_(True))
     operators = list(session.scalars(query.order_by(Operator.username)))
     ids = [o.id for o in operators]
-    tokens = dict(
-        session.execute(
+    # (A Result has .keys(): dict() would read it as a mapping, hence the comprehensions.)
+    tokens = {
+        operator_id: count
+        for operator_id, count in session.execute(
             select(ApiToken.operator_id, func.count(ApiToken.id))
             .where(ApiToken.operator_id.in_(ids), ApiToken.revoked_at.is_(None))
             .group_by(ApiToken.operator_id)
         ).tuples()
-    )
-    logins = dict(
-        session.execute(
+    }
+    logins = {
+        operator_id: at
+        for operator_id, at in session.execute(
             select(ConsoleSession.operator_id, func.max(ConsoleSession.created_at))
             .where(ConsoleSession.operator_id.in_(ids))
             .group_by(ConsoleSession.operator_id)
         ).tuples()
-    )
+    }
     return [
         OperatorSummary(
             username=o.username,
