@@ -80,6 +80,31 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def check_new_operator(
+    session: Session,
+    username: str,
+    role: str,
+    departments: Collection[str],
+    known_departments: Collection[str],
+) -> str:
+    """What `create_operator` checks before the password (so a command can refuse before it
+    asks for one): returns the role's value, or raises OperatorError."""
+    username = username.strip()
+    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
+        raise OperatorError("user name must be 1-64 characters without spaces")
+    try:
+        role_value = Role(role).value
+    except ValueError as exc:
+        raise OperatorError(f"unknown role {role!r}: operator, supervisor or admin") from exc
+    unknown = sorted(set(departments) - set(known_departments))
+    if unknown:
+        known = ", ".join(sorted(known_departments))
+        raise OperatorError(f"unknown department {', '.join(unknown)}; known: {known}")
+    if session.scalar(select(Operator.id).where(Operator.username == username)) is not None:
+        raise OperatorError(f"operator {username!r} already exists")
+    return role_value
+
+
 def create_operator(
     session: Session,
     username: str,
@@ -96,18 +121,7 @@ def create_operator(
     """Add an operator; without a password the account can only use API tokens.
     With `actor`, the creation is audited as theirs."""
     username = username.strip()
-    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
-        raise OperatorError("user name must be 1-64 characters without spaces")
-    try:
-        role_value = Role(role).value
-    except ValueError as exc:
-        raise OperatorError(f"unknown role {role!r}: operator, supervisor or admin") from exc
-    unknown = sorted(set(departments) - set(known_departments))
-    if unknown:
-        known = ", ".join(sorted(known_departments))
-        raise OperatorError(f"unknown department {', '.join(unknown)}; known: {known}")
-    if session.scalar(select(Operator.id).where(Operator.username == username)) is not None:
-        raise OperatorError(f"operator {username!r} already exists")
+    role_value = check_new_operator(session, username, role, departments, known_departments)
     if password is not None:
         check_password(password, username, min_password_length)
     operator = Operator(

@@ -23,6 +23,7 @@ from casestore.models import Role
 from casestore.operators import (
     UNCHANGED,
     OperatorError,
+    check_new_operator,
     check_password,
     create_operator,
     create_token,
@@ -157,8 +158,11 @@ def _phone(config: Config, raw: str) -> str:
 def cmd_operator_add(args: argparse.Namespace) -> int:
     config = load_config()
     min_length = config.login.password_min_length
+    departments = args.department or []
     try:
         phone = _phone(config, args.phone) if args.phone else None
+        with _session() as session:
+            check_new_operator(session, args.user, args.role, departments, config.departments)
         password = None if args.token_only else _read_password(args, args.user, min_length)
     except OperatorError as exc:
         return _fail(str(exc))
@@ -175,7 +179,7 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
                 session,
                 args.user,
                 args.role,
-                args.department or [],
+                departments,
                 config.departments.keys(),
                 phone=phone,
                 password=password,
