@@ -403,7 +403,7 @@ def list_operators(
             select(ApiToken.operator_id, func.count(ApiToken.id))
             .where(ApiToken.operator_id.in_(ids), ApiToken.revoked_at.is_(None))
             .group_by(ApiToken.operator_id)
-        ).tuples()
+        )
     }
     logins = {
         operator_id: at
@@ -411,7 +411,7 @@ def list_operators(
             select(ConsoleSession.operator_id, func.max(ConsoleSession.created_at))
             .where(ConsoleSession.operator_id.in_(ids))
             .group_by(ConsoleSession.operator_id)
-        ).tuples()
+        )
     }
     return [
         OperatorSummary(
@@ -449,7 +449,7 @@ def list_tokens(session: Session, username: str | None = None) -> list[TokenSumm
     )
     if username is not None:
         query = query.where(Operator.id == find_operator(session, username).id)
-    return [TokenSummary(*row) for row in session.execute(query).tuples()]
+    return [TokenSummary(*row) for row in session.execute(query)]
 
 
 def revoke_token(

@@ -31,13 +31,19 @@ def ventanilla_path() -> str:
 
 
 def run(
-    workdir: Path, db_url: str, *args: str, stdin: str | None = None
+    workdir: Path,
+    db_url: str,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`ventanilla ARGS` with a minimal environment and no terminal on standard input."""
+    """`ventanilla ARGS` with a minimal environment (plus `env`) and no terminal on standard
+    input."""
     env = {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "HOME": str(workdir),
         "VENTANILLA_DATABASE_URL": db_url,
+        **(env or {}),
     }
     return subprocess.run(
         [ventanilla_path(), *args],
