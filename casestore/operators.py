@@ -29,7 +29,12 @@ COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
 
 
 class OperatorError(ValueError):
-    """A request about operators that cannot be done (unknown department, duplicate name…)."""
+    """A request about operators that cannot be done (unknown department, duplicate name…).
+    The message is English (the command line's); `code` lets a page say it in its language."""
+
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class PasswordRejected(OperatorError):
@@ -41,7 +46,7 @@ class PasswordRejected(OperatorError):
             "common": "password too common: choose one that is not on lists of usual passwords",
             "user_name": "password must not be the user name",
         }
-        super().__init__(texts[problem])
+        super().__init__(texts[problem], problem)
         self.problem = problem
         self.min_length = min_length
 
@@ -91,17 +96,21 @@ def check_new_operator(
     asks for one): returns the role's value, or raises OperatorError."""
     username = username.strip()
     if not username or len(username) > 64 or any(ch.isspace() for ch in username):
-        raise OperatorError("user name must be 1-64 characters without spaces")
+        raise OperatorError("user name must be 1-64 characters without spaces", "bad_username")
     try:
         role_value = Role(role).value
     except ValueError as exc:
-        raise OperatorError(f"unknown role {role!r}: operator, supervisor or admin") from exc
+        raise OperatorError(
+            f"unknown role {role!r}: operator, supervisor or admin", "unknown_role"
+        ) from exc
     unknown = sorted(set(departments) - set(known_departments))
     if unknown:
         known = ", ".join(sorted(known_departments))
-        raise OperatorError(f"unknown department {', '.join(unknown)}; known: {known}")
+        raise OperatorError(
+            f"unknown department {', '.join(unknown)}; known: {known}", "unknown_department"
+        )
     if session.scalar(select(Operator.id).where(Operator.username == username)) is not None:
-        raise OperatorError(f"operator {username!r} already exists")
+        raise OperatorError(f"operator {username!r} already exists", "exists")
     return role_value
 
 
@@ -146,7 +155,7 @@ def create_operator(
 def _clean_name(name: str | None) -> str | None:
     name = " ".join((name or "").split())
     if len(name) > 200:
-        raise OperatorError("name must be at most 200 characters")
+        raise OperatorError("name must be at most 200 characters", "name_too_long")
     return name or None
 
 
@@ -254,7 +263,7 @@ def find_operator(session: Session, username: str) -> Operator:
         .options(selectinload(Operator.departments))
     )
     if operator is None:
-        raise OperatorError(f"no operator named {username!r}")
+        raise OperatorError(f"no operator named {username!r}", "no_operator")
     return operator
 
 
@@ -277,7 +286,7 @@ def _keeps_an_admin(session: Session, operator: Operator) -> None:
         )
     )
     if not others:
-        raise OperatorError(f"{operator.username!r} is the last active admin")
+        raise OperatorError(f"{operator.username!r} is the last active admin", "last_admin")
 
 
 def set_password(
@@ -333,16 +342,22 @@ def edit_operator(
         try:
             new_role = Role(role).value
         except ValueError as exc:
-            raise OperatorError(f"unknown role {role!r}: operator, supervisor or admin") from exc
+            raise OperatorError(
+                f"unknown role {role!r}: operator, supervisor or admin", "unknown_role"
+            ) from exc
         _keeps_an_admin(session, operator)
         changes["role"] = new_role
     unknown = sorted((set(add_departments) | set(remove_departments)) - set(known_departments))
     if unknown:
         known = ", ".join(sorted(known_departments))
-        raise OperatorError(f"unknown department {', '.join(unknown)}; known: {known}")
+        raise OperatorError(
+            f"unknown department {', '.join(unknown)}; known: {known}", "unknown_department"
+        )
     both = sorted(set(add_departments) & set(remove_departments))
     if both:
-        raise OperatorError(f"department {', '.join(both)} both added and removed")
+        raise OperatorError(
+            f"department {', '.join(both)} both added and removed", "added_and_removed"
+        )
     current = operator.department_codes
     wanted = (current | set(add_departments)) - set(remove_departments)
     new_name = _clean_name(name) if isinstance(name, str) or name is None else operator.name
@@ -463,7 +478,7 @@ def revoke_token(
         .options(selectinload(ApiToken.operator))
     )
     if row is None or (username is not None and row.operator.username != username):
-        raise OperatorError(f"no live API token with id {token_id}")
+        raise OperatorError(f"no live API token with id {token_id}", "no_token")
     row.revoked_at = utcnow()
     audit(session, actor, "token.revoke", "operator", row.operator.username, {"token": row.id})
     return TokenSummary(row.id, row.operator.username, row.created_at, row.last_used_at)
