@@ -85,6 +85,24 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def _role_value(role: str) -> str:
+    try:
+        return Role(role).value
+    except ValueError as exc:
+        raise OperatorError(
+            f"unknown role {role!r}: operator, supervisor or admin", "unknown_role"
+        ) from exc
+
+
+def _check_departments(codes: Collection[str], known_departments: Collection[str]) -> None:
+    unknown = sorted(set(codes) - set(known_departments))
+    if unknown:
+        known = ", ".join(sorted(known_departments))
+        raise OperatorError(
+            f"unknown department {', '.join(unknown)}; known: {known}", "unknown_department"
+        )
+
+
 def check_new_operator(
     session: Session,
     username: str,
@@ -97,18 +115,8 @@ def check_new_operator(
     username = username.strip()
     if not username or len(username) > 64 or any(ch.isspace() for ch in username):
         raise OperatorError("user name must be 1-64 characters without spaces", "bad_username")
-    try:
-        role_value = Role(role).value
-    except ValueError as exc:
-        raise OperatorError(
-            f"unknown role {role!r}: operator, supervisor or admin", "unknown_role"
-        ) from exc
-    unknown = sorted(set(departments) - set(known_departments))
-    if unknown:
-        known = ", ".join(sorted(known_departments))
-        raise OperatorError(
-            f"unknown department {', '.join(unknown)}; known: {known}", "unknown_department"
-        )
+    role_value = _role_value(role)
+    _check_departments(departments, known_departments)
     if session.scalar(select(Operator.id).where(Operator.username == username)) is not None:
         raise OperatorError(f"operator {username!r} already exists", "exists")
     return role_value
@@ -339,20 +347,10 @@ def edit_operator(
     changes: dict[str, object] = {}
     new_role = operator.role
     if role is not None and role != operator.role:
-        try:
-            new_role = Role(role).value
-        except ValueError as exc:
-            raise OperatorError(
-                f"unknown role {role!r}: operator, supervisor or admin", "unknown_role"
-            ) from exc
+        new_role = _role_value(role)
         _keeps_an_admin(session, operator)
         changes["role"] = new_role
-    unknown = sorted((set(add_departments) | set(remove_departments)) - set(known_departments))
-    if unknown:
-        known = ", ".join(sorted(known_departments))
-        raise OperatorError(
-            f"unknown department {', '.join(unknown)}; known: {known}", "unknown_department"
-        )
+    _check_departments(set(add_departments) | set(remove_departments), known_departments)
     both = sorted(set(add_departments) & set(remove_departments))
     if both:
         raise OperatorError(

@@ -9,30 +9,18 @@ from collections.abc import Callable
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from casestore.config import Config
 from casestore.db import make_engine
-from casestore.models import AuditEvent, Operator
+from casestore.models import AuditEvent
 from casestore.operators import create_token
 from tests.console.conftest import PASSWORD, log_in
 from tests.helpers import counts
+from tests.test_cli import operator
 
 NEW_PASSWORD = "girasoles-de-mayo-7"
-
-
-def operator(db_url: str, username: str) -> Operator | None:
-    engine = make_engine(db_url)
-    try:
-        with Session(engine) as s:
-            return s.scalar(
-                select(Operator)
-                .where(Operator.username == username)
-                .options(selectinload(Operator.departments))
-            )
-    finally:
-        engine.dispose()
 
 
 def audited(db_url: str, action: str) -> list[tuple[str, str]]:
