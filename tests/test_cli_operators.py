@@ -203,6 +203,14 @@ def test_the_minimum_length_comes_from_the_login_section(tmp_path: Path, migrate
     assert "at least 16 characters" in refused.stderr
     assert operator(migrated, "ana") is None
 
+    # Under 8 characters would be no policy at all: the configuration is refused.
+    weak = {"VENTANILLA__LOGIN__PASSWORD_MIN_LENGTH": "4"}
+    refused = run(tmp_path, migrated, "operator", "add", "ana", "--role", "operator",
+                  "--password-stdin", stdin="pan-con-manteca\n", env=weak)  # fmt: skip
+    assert refused.returncode == 2
+    assert "login.password_min_length must be a whole number from 8 to 128" in refused.stderr
+    assert operator(migrated, "ana") is None
+
 
 def test_what_cannot_be_done_is_refused(tmp_path: Path, migrated: str) -> None:
     add(tmp_path, migrated, "root", "--role", "admin")
