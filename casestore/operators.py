@@ -321,6 +321,7 @@ def set_active(session: Session, operator: Operator, active: bool, *, actor: str
     if not active:
         _keeps_an_admin(session, operator)
         _end_sessions(session, operator)
+        operator.availability = "away"  # nobody takes the next call as them
     operator.active = active
     action = "operator.enable" if active else "operator.disable"
     audit(session, actor, action, "operator", operator.username)
@@ -392,11 +393,18 @@ class OperatorSummary:
 
 
 def list_operators(
-    session: Session, *, department: str | None = None, include_disabled: bool = False
+    session: Session,
+    *,
+    department: str | None = None,
+    include_disabled: bool = False,
+    username: str | None = None,
 ) -> list[OperatorSummary]:
     """Operators by user name, with their live token count and last console log-in; only those
-    in `department` when given, only active ones unless `include_disabled`."""
+    in `department` when given, only active ones unless `include_disabled`, only `username`
+    when given."""
     query = select(Operator).options(selectinload(Operator.departments))
+    if username is not None:
+        query = query.where(Operator.username == username)
     if department is not None:
         query = query.where(
             Operator.id.in_(

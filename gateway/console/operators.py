@@ -262,9 +262,7 @@ def _detail_context(request: Request, viewer: Viewer, username: str) -> dict[str
             tokens = list_tokens(session, username)
         except OperatorError:
             return None
-        summary = next(
-            o for o in list_operators(session, include_disabled=True) if o.username == username
-        )
+        (summary,) = list_operators(session, include_disabled=True, username=operator.username)
         audit(session, viewer.username, "console.operator", "operator", username)
         return {
             "operator": summary,
