@@ -1,5 +1,4 @@
-"""The `ventanilla` command: migrate, serve, worker, run; operator and token (accounts, in
-gateway.operator_cli)."""
+"""The `ventanilla` command: migrate, serve, worker, run, and operator and token accounts."""
 
 from __future__ import annotations
 
