@@ -79,7 +79,12 @@ class LoginLimits:
     failures_per_user_address: int = 5
     failures_per_address: int = 20
     lock_minutes: int = 15
+    # The shortest password `casestore.operators.password_problem` accepts.
+    password_min_length: int = 10
 
+
+# A password policy under 8 characters is no policy; over 128 nobody could type it.
+_LOGIN_BOUNDS = {"password_min_length": (8, 128)}
 
 _LIMIT_TEXTS = {
     "sms_per_minute": "over {n} SMS per minute from this number: kept, no automatic reply",
@@ -230,7 +235,7 @@ def parse_config(data: dict[str, Any]) -> Config:
     )
     login = LoginLimits(
         **{
-            key: _int(data, f"login.{key}", 1, 100_000)
+            key: _int(data, f"login.{key}", *_LOGIN_BOUNDS.get(key, (1, 100_000)))
             for key in LoginLimits.__dataclass_fields__
             if key in data.get("login", {})
         }

@@ -269,6 +269,8 @@ class Operator(Base):
 
     id: Mapped[IntPK]
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    # The person's name as colleagues know them (lists show it beside the user name).
+    name: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     phone: Mapped[str | None] = mapped_column(String(20))

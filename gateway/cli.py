@@ -1,9 +1,8 @@
-"""The `ventanilla` command: migrate, serve, worker, run, operator add, token create."""
+"""The `ventanilla` command: migrate, serve, worker, run, and operator and token accounts."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import os
 import re
@@ -13,13 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from casestore.config import ConfigError, load_config
 from casestore.db import database_url, make_engine
-from casestore.operators import OperatorError, create_operator, create_token
+from gateway.operator_cli import add_account_parsers
 from gateway.settings import load_settings
-from sms.phone import PhoneError, normalise_phone
 
 # Query strings carry the AT token and, on the API, phone numbers: none of it reaches a log.
 _QUERY = re.compile(r"\?[^\s\"]*")
@@ -100,60 +97,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             worker.kill()
 
 
-def _session() -> Session:
-    return Session(make_engine(database_url()))
-
-
-def cmd_operator_add(args: argparse.Namespace) -> int:
-    config = load_config()
-    phone = None
-    if args.phone:
-        try:
-            phone = normalise_phone(args.phone, config.country)
-        except PhoneError as exc:
-            print(f"error: --phone: {exc}", file=sys.stderr)
-            return 2
-    password: str | None = None
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-        if not password:
-            print("error: empty password on standard input", file=sys.stderr)
-            return 2
-    elif sys.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if password != getpass.getpass("Repeat password: "):
-            print("error: passwords differ", file=sys.stderr)
-            return 2
-    with _session() as session, session.begin():
-        try:
-            create_operator(
-                session,
-                args.user,
-                args.role,
-                args.department or [],
-                config.departments.keys(),
-                phone=phone,
-                password=password,
-            )
-        except OperatorError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    kind = "with a password" if password else "token-only (no password)"
-    print(f"operator {args.user} created ({args.role}, {kind})")
-    return 0
-
-
-def cmd_token_create(args: argparse.Namespace) -> int:
-    with _session() as session, session.begin():
-        try:
-            token = create_token(session, args.user)
-        except OperatorError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    print(f"API token for {args.user}: {token}")
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ventanilla", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -163,26 +106,13 @@ def parser() -> argparse.ArgumentParser:
         ("run", cmd_run, "run the gateway and a worker together"),
     ):
         sp = sub.add_parser(name, help=text)
-        sp.add_argument("--host", default="127.0.0.1")
-        sp.add_argument("--port", type=int, default=8000)
+        sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        sp.add_argument("--port", type=int, default=8000, help="port to listen on")
         sp.set_defaults(func=func)
     wp = sub.add_parser("worker", help="run the background worker")
     wp.add_argument("--burst", action="store_true", help="do what is due now, then exit")
     wp.set_defaults(func=cmd_worker)
-    op = sub.add_parser("operator", help="manage operators")
-    op_sub = op.add_subparsers(dest="operator_command", required=True)
-    add = op_sub.add_parser("add", help="create an operator")
-    add.add_argument("user")
-    add.add_argument("--role", required=True, choices=["operator", "supervisor", "admin"])
-    add.add_argument("--department", action="append", metavar="CODE")
-    add.add_argument("--phone", metavar="E164")
-    add.add_argument("--password-stdin", action="store_true")
-    add.set_defaults(func=cmd_operator_add)
-    tp = sub.add_parser("token", help="manage API tokens")
-    tp_sub = tp.add_subparsers(dest="token_command", required=True)
-    create = tp_sub.add_parser("create", help="print a new API token for an operator")
-    create.add_argument("user")
-    create.set_defaults(func=cmd_token_create)
+    add_account_parsers(sub)
     return p
 
 

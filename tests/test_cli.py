@@ -31,13 +31,19 @@ def ventanilla_path() -> str:
 
 
 def run(
-    workdir: Path, db_url: str, *args: str, stdin: str | None = None
+    workdir: Path,
+    db_url: str,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`ventanilla ARGS` with a minimal environment and no terminal on standard input."""
+    """`ventanilla ARGS` with a minimal environment (plus `env`) and no terminal on standard
+    input."""
     env = {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "HOME": str(workdir),
         "VENTANILLA_DATABASE_URL": db_url,
+        **(env or {}),
     }
     return subprocess.run(
         [ventanilla_path(), *args],
@@ -127,7 +133,7 @@ def test_operator_add_with_several_departments_and_a_phone(tmp_path: Path, migra
         migrated,
         *("operator", "add", "beto", "--role", "supervisor"),
         *("--department", "ALIM", "--department", "GEN"),
-        *("--phone", "011 15 5555-0005"),
+        *("--phone", "011 15 5555-0005", "--token-only"),
     )
     assert result.returncode == 0, result.stderr
     beto = operator(migrated, "beto")
@@ -136,10 +142,20 @@ def test_operator_add_with_several_departments_and_a_phone(tmp_path: Path, migra
     assert beto.phone == "+5491155550005"
 
 
-def test_without_a_terminal_or_password_stdin_the_account_is_token_only(
+def test_without_a_terminal_or_password_stdin_nothing_is_created(
     tmp_path: Path, migrated: str
 ) -> None:
+    # An account without a password can never log in to the console: not made by accident.
     result = run(tmp_path, migrated, "operator", "add", "robot", "--role", "admin")
+    assert result.returncode == 2
+    assert "--password-stdin" in result.stderr
+    assert "--token-only" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert operator(migrated, "robot") is None
+
+
+def test_token_only_makes_an_account_without_a_password(tmp_path: Path, migrated: str) -> None:
+    result = run(tmp_path, migrated, "operator", "add", "robot", "--role", "admin", "--token-only")
     assert result.returncode == 0, result.stderr
     assert "token-only" in result.stdout
     robot = operator(migrated, "robot")
@@ -160,7 +176,9 @@ def test_operator_add_refuses_what_it_cannot_do(tmp_path: Path, migrated: str) -
     assert "Traceback" not in unknown.stderr
     assert operator(migrated, "ana") is None
 
-    created = run(tmp_path, migrated, "operator", "add", "ana", "--role", "operator")
+    created = run(
+        tmp_path, migrated, "operator", "add", "ana", "--role", "operator", "--token-only"
+    )
     assert created.returncode == 0, created.stderr
     duplicate = run(tmp_path, migrated, "operator", "add", "ana", "--role", "admin")
     assert duplicate.returncode != 0
@@ -200,7 +218,9 @@ def test_token_create_prints_a_token_that_opens_the_api(
     tmp_path: Path, db_url: str, redis_url: str, config: Config
 ) -> None:
     added = run(
-        tmp_path, db_url, "operator", "add", "ana", "--role", "operator", "--department", "ALIM"
+        tmp_path,
+        db_url,
+        *("operator", "add", "ana", "--role", "operator", "--department", "ALIM", "--token-only"),
     )
     assert added.returncode == 0, added.stderr
     first = run(tmp_path, db_url, "token", "create", "ana")

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.console import auth, cases, dead_letters, limited, live, scores, supervision
+from gateway.console import (
+    auth,
+    cases,
+    dead_letters,
+    limited,
+    live,
+    operators,
+    scores,
+    supervision,
+)
 
 routes: list[BaseRoute] = [
     *auth.routes,
@@ -14,4 +23,5 @@ routes: list[BaseRoute] = [
     *dead_letters.routes,
     *live.routes,
     *scores.routes,
+    *operators.routes,
 ]
