@@ -84,11 +84,14 @@ def cmd_operator_add(args: argparse.Namespace) -> int:
     except OperatorError as exc:
         return _fail(str(exc))
     if password is None and not args.token_only:
-        # Without a password the account could never log in to the console: say so rather
-        # than create it silently.
-        return _fail(
-            "no terminal to ask for a password: give it with --password-stdin, or pass "
-            "--token-only for an account that only uses API tokens"
+        # shared/CONTRACT.md: with no terminal the account is made token-only. It can never
+        # log in to the console until it gets a password, so never silently: say so and how.
+        print(
+            f"warning: no terminal to ask for a password, so {args.user} is a token-only "
+            "account that cannot log in to the console; give it a password with "
+            f"`ventanilla operator passwd {args.user} --password-stdin` (or pass --password-stdin "
+            "now; --token-only says a token-only account is what you want)",
+            file=sys.stderr,
         )
     with _session() as session, session.begin():
         try:
@@ -285,7 +288,9 @@ def _operator_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "add",
         help="create an operator",
         description="Create an operator. The password is asked for at a terminal; without "
-        "one give --password-stdin, or --token-only for an account that only uses API tokens.",
+        "one give --password-stdin. With neither, the account is token-only (API tokens, no "
+        "console log-in) and a warning says how to give it a password later; --token-only "
+        "makes such an account without the warning.",
     )
     add.add_argument("user", help="the log-in name (1-64 characters, no spaces)")
     add.add_argument("--role", required=True, choices=ROLES, help="what the operator may do")

@@ -142,16 +142,26 @@ def test_operator_add_with_several_departments_and_a_phone(tmp_path: Path, migra
     assert beto.phone == "+5491155550005"
 
 
-def test_without_a_terminal_or_password_stdin_nothing_is_created(
+def test_without_a_terminal_a_token_only_account_is_made_and_said_so(
     tmp_path: Path, migrated: str
 ) -> None:
-    # An account without a password can never log in to the console: not made by accident.
+    # shared/CONTRACT.md: no terminal and no --password-stdin makes a token-only account. It
+    # cannot log in to the console, so the command says so and how to give it a password.
     result = run(tmp_path, migrated, "operator", "add", "robot", "--role", "admin")
-    assert result.returncode == 2
-    assert "--password-stdin" in result.stderr
-    assert "--token-only" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert operator(migrated, "robot") is None
+    assert result.returncode == 0, result.stderr
+    assert "token-only (no password)" in result.stdout
+    assert "cannot log in to the console" in result.stderr
+    assert "ventanilla operator passwd robot --password-stdin" in result.stderr
+    robot = operator(migrated, "robot")
+    assert robot is not None and robot.password_hash is None
+    # ... and it can be fixed: a password later, and the console log-in works.
+    fixed = run(
+        tmp_path, migrated, "operator", "passwd", "robot", "--password-stdin",
+        stdin="una clave larga de prueba\n",
+    )  # fmt: skip
+    assert fixed.returncode == 0, fixed.stderr
+    robot = operator(migrated, "robot")
+    assert robot is not None and robot.password_hash is not None
 
 
 def test_token_only_makes_an_account_without_a_password(tmp_path: Path, migrated: str) -> None:
