@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import assert_never
 
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -27,7 +28,8 @@ from casestore.models import (
     utcnow,
 )
 from casestore.reach import can_text, queue_notice_call, queue_sms
-from casestore.status import OPEN, check_transition, parse_status
+from casestore.states import is_open, open_values
+from casestore.status import check_transition, parse_status
 from sms.conversation import render_reply
 
 
@@ -105,7 +107,7 @@ def list_cases(
     if flt.created_to:
         query = query.where(Case.created_at < flt.created_to)
     if flt.overdue_at:
-        query = query.where(Case.due_at < flt.overdue_at, Case.status.in_([s.value for s in OPEN]))
+        query = query.where(Case.due_at < flt.overdue_at, Case.status.in_(open_values()))
     if flt.q:
         digits = "".join(ch for ch in flt.q if ch.isdigit())
         text = flt.q.strip()
@@ -181,14 +183,23 @@ def change_status(
     now = utcnow()
     case.status = new.value
     case.updated_at = now
-    if new is CaseStatus.RESOLVED:
-        case.resolved_at = now
-    elif new is CaseStatus.CLOSED:
-        case.closed_at = now
-        case.resolved_at = case.resolved_at or now
-    elif new is CaseStatus.IN_PROGRESS and current in (CaseStatus.RESOLVED, CaseStatus.CLOSED):
-        case.resolved_at = None
-        case.closed_at = None
+    match new:
+        case CaseStatus.RESOLVED:
+            case.resolved_at = now
+        case CaseStatus.CLOSED:
+            case.closed_at = now
+            case.resolved_at = case.resolved_at or now
+        case (
+            CaseStatus.NEW
+            | CaseStatus.ASSIGNED
+            | CaseStatus.IN_PROGRESS
+            | CaseStatus.WAITING_CITIZEN
+        ):
+            if not is_open(current):  # reopened: neither resolved nor closed any more
+                case.resolved_at = None
+                case.closed_at = None
+        case _:
+            assert_never(new)
     event = CaseEvent(
         case=case,
         kind="status_changed",
@@ -370,7 +381,7 @@ def duplicate_candidates(
                 Case.id != case.id,
                 or_(*same_person),
                 Case.category == case.category,
-                Case.status.in_([s.value for s in OPEN]),
+                Case.status.in_(open_values()),
                 Case.merged_into_id.is_(None),
                 Case.created_at >= since,
                 Case.created_at <= until,
@@ -459,7 +470,7 @@ def escalate_overdue(session: Session, now: datetime, provider: str, limit: int 
     overdue = session.scalars(
         select(Case)
         .where(
-            Case.status.in_([s.value for s in OPEN]),
+            Case.status.in_(open_values()),
             Case.due_at.is_not(None),
             Case.due_at < now,
             Case.escalated_at.is_(None),

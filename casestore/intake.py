@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from casestore import sla, tracking
-from casestore.config import OPEN_STATUSES, Config
+from casestore.config import Config
 from casestore.fit import clip, column_length
 from casestore.hooks import SurveyHooks
 from casestore.inbound import Inbound, IntakeResult
@@ -40,6 +40,7 @@ from casestore.models import (
     UTCDateTime,
 )
 from casestore.prepared import Prepared, Row
+from casestore.states import Direction, is_open
 from sms.conversation import (
     NEW_CASES_PER_DAY,
     Action,
@@ -224,7 +225,7 @@ def record_inbound(conn: Connection, inbound: Inbound, contact_id: int | None) -
         {
             "contact_id": contact_id,
             "channel": inbound.channel,
-            "direction": "in",
+            "direction": Direction.IN.value,
             "provider": inbound.provider,
             "provider_ref": inbound.provider_ref,
             "address": clip(inbound.sender, ADDRESS_LENGTH),
@@ -429,7 +430,7 @@ def process_sms(
         # urgent one opened meanwhile, say) no early rating and no comment is taken.
         talking = (
             conversation is not None
-            and conversation.status in OPEN_STATUSES
+            and is_open(conversation.status)
             and in_window(contact.conversation_at, now, config.conversation_window_minutes)
         )
         answered = _survey_reply(

@@ -24,13 +24,15 @@ from casestore.menu_actions import request_callback
 from casestore.models import (
     Case,
     CaseEvent,
+    Channel,
     Contact,
+    Direction,
     Interaction,
     Operator,
     OutboundCall,
 )
 from casestore.reach import can_text, note_presented_number
-from casestore.status import OPEN
+from casestore.states import is_open
 from sms.conversation import render_reply
 from sms.phone import contact_key
 
@@ -136,7 +138,7 @@ def screen_pop(
             known=contact is not None,
             name=named.citizen_name if named else None,
             national_id=with_id.national_id if with_id else None,
-            open_cases=tuple(_summary(c) for c in cases if c.status in {s.value for s in OPEN}),
+            open_cases=tuple(_summary(c) for c in cases if is_open(c.status)),
         )
     return found
 
@@ -299,8 +301,8 @@ def wrap_up(
     interaction = Interaction(
         case_id=case.id if case else None,
         contact_id=contact_id,
-        channel="voice",
-        direction="in",
+        channel=Channel.VOICE.value,
+        direction=Direction.IN.value,
         provider=provider,
         provider_ref=ref,
         address=key or "withheld",

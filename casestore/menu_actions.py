@@ -34,7 +34,7 @@ from casestore.models import (
 )
 from casestore.prepared import Row
 from casestore.reach import can_text, note_presented_number, queue_sms
-from casestore.status import OPEN
+from casestore.states import open_values
 from casestore.tracking import format_tracking
 from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
 from sms.phone import contact_key
@@ -71,7 +71,7 @@ def _case_to_join(
         return None
     row = session.execute(
         select(Case.id, Case.tracking_number)
-        .where(Case.contact_id == contact.id, Case.status.in_([s.value for s in OPEN]))
+        .where(Case.contact_id == contact.id, Case.status.in_(open_values()))
         .order_by(Case.created_at.desc(), Case.id.desc())
         .limit(1)
     ).first()
@@ -241,7 +241,7 @@ def latest_open_case(session: Session, phone: str | None) -> str | None:
     number = session.scalar(
         select(Case.tracking_number)
         .join(Contact, Contact.id == Case.contact_id)
-        .where(Contact.phone == contact_key(phone), Case.status.in_([s.value for s in OPEN]))
+        .where(Contact.phone == contact_key(phone), Case.status.in_(open_values()))
         .order_by(Case.created_at.desc(), Case.id.desc())
         .limit(1)
     )

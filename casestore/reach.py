@@ -16,7 +16,14 @@ from typing import cast
 from sqlalchemy import Connection, Table, insert, update
 from sqlalchemy.orm import Session
 
-from casestore.models import Contact, Interaction, MessageStatus, OutboundCall, OutboundMessage
+from casestore.models import (
+    CallStatus,
+    Contact,
+    Interaction,
+    MessageStatus,
+    OutboundCall,
+    OutboundMessage,
+)
 from sms.phone import FIXED_LINE, can_receive_sms, sms_unreachable_reason
 
 contacts = cast(Table, Contact.__table__)
@@ -122,7 +129,7 @@ def queue_notice_call(
                 kind=NOTICE,
                 provider=provider,
                 to_address=dial_address(contact),
-                status="pending",
+                status=CallStatus.PENDING.value,
                 language=language,
                 message=message,
                 attempts=0,

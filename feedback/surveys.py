@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from casestore import calls
-from casestore.config import OPEN_STATUSES, Config
+from casestore.config import Config
 from casestore.hooks import SurveyReply
 from casestore.models import (
     Case,
@@ -30,6 +30,7 @@ from casestore.models import (
     SurveyStatus,
 )
 from casestore.reach import can_text, dial_address, queue_sms
+from casestore.states import CaseStatus, is_open
 from feedback.rules import (
     Rating,
     ReplyMove,
@@ -425,7 +426,7 @@ def _answer_early(
         .outerjoin(surveys_t, surveys_t.c.case_id == cases_t.c.id)
         .where(
             cases_t.c.contact_id == contact_id,
-            cases_t.c.status == "closed",
+            cases_t.c.status == CaseStatus.CLOSED.value,
             cases_t.c.closed_at >= since,
         )
         .order_by(cases_t.c.closed_at.desc(), cases_t.c.id.desc())
@@ -552,11 +553,16 @@ def _event(conn: Connection, case_id: int, kind: str, now: datetime, text: str, 
 
 def _reopen(conn: Connection, case_id: int, now: datetime) -> None:
     current = conn.execute(select(cases_t.c.status).where(cases_t.c.id == case_id)).scalar_one()
-    if current not in OPEN_STATUSES:
+    if not is_open(current):
         conn.execute(
             update(cases_t)
             .where(cases_t.c.id == case_id)
-            .values(status="in_progress", updated_at=now, closed_at=None, resolved_at=None)
+            .values(
+                status=CaseStatus.IN_PROGRESS.value,
+                updated_at=now,
+                closed_at=None,
+                resolved_at=None,
+            )
         )
         conn.execute(
             events_t.insert().values(
@@ -566,7 +572,7 @@ def _reopen(conn: Connection, case_id: int, now: datetime) -> None:
                 actor="system",
                 text="reopened after a low survey score",
                 from_status=current,
-                to_status="in_progress",
+                to_status=CaseStatus.IN_PROGRESS.value,
             )
         )
 

@@ -33,6 +33,7 @@ from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utc
 from casestore.outbox import messages_of_case
 from casestore.people import link_person, links_for_case, shown_phone
 from casestore.reach import can_text, dial_address, reach_label
+from casestore.states import Channel
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus, is_overdue
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
@@ -125,7 +126,7 @@ async def case_list(request: Request) -> Response:
         statuses=list(config.status_names.get("es", {})),
         departments=config.departments,
         categories=config.categories,
-        channels=["sms", "whatsapp", "ussd", "voice", "open311", "console", "import"],
+        channels=[c.value for c in Channel],
     )
     return render(request, "console/cases.html", context, status)
 
