@@ -22,13 +22,13 @@ from casestore.models import (
     CaseStatus,
     Contact,
     Interaction,
-    MessageStatus,
     Operator,
     OutboundMessage,
     utcnow,
 )
-from casestore.reach import can_text, queue_notice_call, queue_sms
-from casestore.states import is_open, open_values
+from casestore.outgoing import OnTimeline, OutgoingSms, outbox_message, queue_sms
+from casestore.reach import can_text, queue_notice_call
+from casestore.states import Channel, is_open, open_values
 from casestore.status import check_transition, parse_status
 from sms.conversation import render_reply
 
@@ -239,8 +239,7 @@ def message_citizen(
         return None
     if respect_opt_out and (contact.opted_out_at or contact.provider_opted_out_at):
         return None
-    out, message = queue_sms(
-        session,
+    sms = OutgoingSms(
         case_id=case.id,
         contact_id=contact.id,
         address=contact.phone,
@@ -250,17 +249,8 @@ def message_citizen(
         automatic=kind != "operator_reply",
         now=now,
     )
-    session.add(
-        CaseEvent(
-            case=case,
-            kind="message_out",
-            at=now,
-            actor=actor,
-            text=body,
-            interaction_id=out.id,
-            data={"channel": "sms", "kind": kind},
-        )
-    )
+    event = OnTimeline(actor=actor, data={"channel": Channel.SMS.value, "kind": kind})
+    _, message = queue_sms(session, sms, event=event, case=case)
     if case.first_response_at is None:
         case.first_response_at = now  # the citizen heard from a person: the silence ends
     return message
@@ -508,21 +498,17 @@ def escalate_overdue(session: Session, now: datetime, provider: str, limit: int 
         )
         for supervisor in supervisors:
             assert supervisor.phone is not None
-            session.add(
-                OutboundMessage(
-                    case_id=case.id,
-                    kind="escalation",
-                    channel="sms",
-                    provider=provider,
-                    to_address=supervisor.phone,
-                    body=f"Ventanilla: el pedido {case.tracking_number} ({case.department}) "
-                    "esta vencido.",
-                    status=MessageStatus.PENDING.value,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
+            sms = OutgoingSms(
+                case_id=case.id,
+                contact_id=None,
+                address=supervisor.phone,
+                body=f"Ventanilla: el pedido {case.tracking_number} ({case.department}) "
+                "esta vencido.",
+                kind="escalation",
+                provider=provider,
+                automatic=True,
+                now=now,
             )
+            session.add(outbox_message(sms))
     session.flush()
     return len(overdue)

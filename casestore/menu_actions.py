@@ -32,8 +32,9 @@ from casestore.models import (
     Contact,
     Interaction,
 )
+from casestore.outgoing import OutgoingSms, queue_sms
 from casestore.prepared import Row
-from casestore.reach import can_text, note_presented_number, queue_sms
+from casestore.reach import can_text, note_presented_number
 from casestore.states import open_values
 from casestore.tracking import format_tracking
 from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
@@ -201,8 +202,7 @@ def open_case_by_keypad(
     sms_copy = request.phone is not None and _can_text(session, contact_id)
     if sms_copy and request.phone is not None:
         body = render_reply(config, template, request.language, tracking=number)
-        queue_sms(
-            session,
+        receipt = OutgoingSms(
             case_id=case_id,
             contact_id=contact_id,
             address=contact_key(request.phone),
@@ -213,6 +213,7 @@ def open_case_by_keypad(
             now=request.now,
             reply_to_id=interaction_id,
         )
+        queue_sms(session, receipt)
     session.flush()
     return Opened(number, case_id, sms_copy=sms_copy)
 

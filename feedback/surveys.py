@@ -29,7 +29,8 @@ from casestore.models import (
     Survey,
     SurveyStatus,
 )
-from casestore.reach import can_text, dial_address, queue_sms
+from casestore.outgoing import OnTimeline, OutgoingSms, queue_sms
+from casestore.reach import can_text, dial_address
 from casestore.states import CaseStatus, is_open
 from feedback.rules import (
     Rating,
@@ -194,8 +195,7 @@ def ask_by_sms(
     case = session.get(Case, survey.case_id)
     assert case is not None
     body = render_reply(config, "survey", survey.language, tracking=case.tracking_number)
-    queue_sms(
-        session,
+    sms = OutgoingSms(
         case_id=case.id,
         contact_id=contact.id,
         address=contact.phone,
@@ -205,7 +205,7 @@ def ask_by_sms(
         automatic=True,
         now=now,
     )
-    session.add(CaseEvent(case_id=case.id, kind="survey_sent", at=now, actor="system", text=body))
+    queue_sms(session, sms, event=OnTimeline(kind="survey_sent", linked=False))
     survey.status = SurveyStatus.ASKED.value
     survey.asked_at = survey.asked_at or now  # a fallback keeps when the survey was first asked
     survey.expires_at = now + timedelta(hours=int(config.survey["expiry_hours"]))
