@@ -40,7 +40,7 @@ from casestore.models import (
 )
 from casestore.outgoing import OnTimeline, OutgoingSms
 from casestore.prepared import Prepared, Row
-from casestore.states import Channel, Direction, is_open
+from casestore.states import CaseStatus, Channel, Direction, is_open
 from sms.conversation import (
     NEW_CASES_PER_DAY,
     Action,
@@ -296,7 +296,7 @@ def open_case(
                 "channel": channel,
                 "category": category,
                 "department": department,
-                "status": "new",
+                "status": CaseStatus.NEW.value,
                 "priority": "urgent" if urgent else "normal",
                 "urgent": urgent,
                 "description": description,
@@ -315,7 +315,7 @@ def open_case(
                 at=now,
                 actor=actor,
                 text=description,
-                to_status="new",
+                to_status=CaseStatus.NEW.value,
                 interaction_id=interaction_id,
                 data={"channel": channel, "category": category, "urgent": urgent},
             )

@@ -22,6 +22,7 @@ from casestore.config import Config
 from casestore.intake import count_new_case, open_case, statements, upsert_contact
 from casestore.menu_actions import request_callback
 from casestore.models import (
+    CallStatus,
     Case,
     CaseEvent,
     Channel,
@@ -218,7 +219,7 @@ def open_case_on_call(
     case_id, _ = open_case(
         conn,
         contact_id=contact_id,
-        channel="voice",
+        channel=Channel.VOICE.value,
         category=chosen.code,
         department=chosen.department,
         urgent=chosen.urgent,
@@ -332,7 +333,7 @@ def wrap_up(
             session,
             phone=phone,
             department=department,
-            channel="voice",
+            channel=Channel.VOICE.value,
             reason="operator",
             language=language,
             now=now,
@@ -368,7 +369,7 @@ def record_operator_call(
         kind=OPERATOR_BRIDGE,
         provider=provider,
         to_address=contact_key(operator_phone),
-        status="recorded" if recorded else "placed",
+        status=(CallStatus.RECORDED if recorded else CallStatus.PLACED).value,
         provider_ref=provider_ref,
         attempts=1,
         next_attempt_at=now,

@@ -31,7 +31,7 @@ from casestore.models import (
 )
 from casestore.outgoing import OnTimeline, OutgoingSms, queue_sms
 from casestore.reach import can_text, dial_address
-from casestore.states import CaseStatus, is_open
+from casestore.states import CallStatus, CaseStatus, is_open
 from feedback.rules import (
     Rating,
     ReplyMove,
@@ -233,7 +233,7 @@ def ask_by_voice(
         kind=SURVEY_CALL,
         provider=voice_provider,
         to_address=dial_address(contact),
-        status="pending",
+        status=CallStatus.PENDING.value,
         language=survey.language,
         attempts=0,
         next_attempt_at=due or now,
