@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import assert_never, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Table, and_, func, select, update
@@ -25,6 +25,7 @@ from casestore.leases import QUEUED_TIMEOUT as QUEUED_TIMEOUT
 from casestore.leases import Leased
 from casestore.models import Contact, OutboundCall
 from casestore.reach import note_presented_number
+from casestore.states import CallStatus as CallStatus
 from sms.phone import FIXED_LINE, contact_key, sms_unreachable_reason
 
 calls = cast(Table, OutboundCall.__table__)
@@ -46,33 +47,25 @@ OPERATOR_BRIDGE = "operator_bridge"
 SURVEY = "survey"  # a voice survey's question (feedback.voice); the row names its survey
 
 
-class CallStatus(enum.StrEnum):
-    PENDING = "pending"
-    QUEUED = "queued"
-    CALLING = "calling"
-    PLACED = "placed"
-    RECORDED = "recorded"
-    ANSWERED = "answered"
-    COMPLETED = "completed"
-    UNANSWERED = "unanswered"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
 # Not dialled yet: a second missed call while one of these exists adds nothing.
-OPEN = (CallStatus.PENDING, CallStatus.QUEUED, CallStatus.CALLING)
-RANK = {
-    CallStatus.PENDING: 0,
-    CallStatus.QUEUED: 0,
-    CallStatus.CALLING: 0,
-    CallStatus.PLACED: 1,
-    CallStatus.RECORDED: 1,
-    CallStatus.ANSWERED: 2,
-    CallStatus.COMPLETED: 3,
-    CallStatus.UNANSWERED: 3,
-    CallStatus.FAILED: 3,
-    CallStatus.CANCELLED: 3,
-}
+UNDIALLED = (CallStatus.PENDING, CallStatus.QUEUED, CallStatus.CALLING)
+
+
+def status_rank(status: CallStatus) -> int:
+    """How far along a call is: a provider's later reports never move it backwards."""
+    match status:
+        case CallStatus.PENDING | CallStatus.QUEUED | CallStatus.CALLING:
+            return 0
+        case CallStatus.PLACED | CallStatus.RECORDED:
+            return 1
+        case CallStatus.ANSWERED:
+            return 2
+        case (
+            CallStatus.COMPLETED | CallStatus.UNANSWERED | CallStatus.FAILED | CallStatus.CANCELLED
+        ):
+            return 3
+        case _:
+            assert_never(status)
 
 
 LEASED = Leased(
@@ -268,7 +261,7 @@ def request_missed_call_callback(
         conn.execute(select(contacts.c.id).where(contacts.c.id == contact.id).with_for_update())
     mine = and_(calls.c.kind == MISSED_CALL, calls.c.to_address == address)
     open_call = conn.execute(
-        select(calls.c.id).where(mine, calls.c.status.in_(_values(OPEN))).limit(1)
+        select(calls.c.id).where(mine, calls.c.status.in_(_values(UNDIALLED))).limit(1)
     ).first()
     if open_call is not None:
         return MissedCall.ALREADY_OPEN
@@ -316,7 +309,7 @@ class PlacedCall:
 
 
 def _advance(session: Session, call: OutboundCall, status: CallStatus, now: datetime) -> None:
-    if RANK[status] > RANK[CallStatus(call.status)]:
+    if status_rank(status) > status_rank(CallStatus(call.status)):
         call.status = status.value
         call.updated_at = now
 

@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import assert_never
 
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -21,13 +22,14 @@ from casestore.models import (
     CaseStatus,
     Contact,
     Interaction,
-    MessageStatus,
     Operator,
     OutboundMessage,
     utcnow,
 )
-from casestore.reach import can_text, queue_notice_call, queue_sms
-from casestore.status import OPEN, check_transition, parse_status
+from casestore.outgoing import OnTimeline, OutgoingSms, outbox_message, queue_sms
+from casestore.reach import can_text, queue_notice_call
+from casestore.states import Channel, is_open, open_values
+from casestore.status import check_transition, parse_status
 from sms.conversation import render_reply
 
 
@@ -105,7 +107,7 @@ def list_cases(
     if flt.created_to:
         query = query.where(Case.created_at < flt.created_to)
     if flt.overdue_at:
-        query = query.where(Case.due_at < flt.overdue_at, Case.status.in_([s.value for s in OPEN]))
+        query = query.where(Case.due_at < flt.overdue_at, Case.status.in_(open_values()))
     if flt.q:
         digits = "".join(ch for ch in flt.q if ch.isdigit())
         text = flt.q.strip()
@@ -181,14 +183,23 @@ def change_status(
     now = utcnow()
     case.status = new.value
     case.updated_at = now
-    if new is CaseStatus.RESOLVED:
-        case.resolved_at = now
-    elif new is CaseStatus.CLOSED:
-        case.closed_at = now
-        case.resolved_at = case.resolved_at or now
-    elif new is CaseStatus.IN_PROGRESS and current in (CaseStatus.RESOLVED, CaseStatus.CLOSED):
-        case.resolved_at = None
-        case.closed_at = None
+    match new:
+        case CaseStatus.RESOLVED:
+            case.resolved_at = now
+        case CaseStatus.CLOSED:
+            case.closed_at = now
+            case.resolved_at = case.resolved_at or now
+        case (
+            CaseStatus.NEW
+            | CaseStatus.ASSIGNED
+            | CaseStatus.IN_PROGRESS
+            | CaseStatus.WAITING_CITIZEN
+        ):
+            if not is_open(current):  # reopened: neither resolved nor closed any more
+                case.resolved_at = None
+                case.closed_at = None
+        case _:
+            assert_never(new)
     event = CaseEvent(
         case=case,
         kind="status_changed",
@@ -228,8 +239,7 @@ def message_citizen(
         return None
     if respect_opt_out and (contact.opted_out_at or contact.provider_opted_out_at):
         return None
-    out, message = queue_sms(
-        session,
+    sms = OutgoingSms(
         case_id=case.id,
         contact_id=contact.id,
         address=contact.phone,
@@ -239,17 +249,8 @@ def message_citizen(
         automatic=kind != "operator_reply",
         now=now,
     )
-    session.add(
-        CaseEvent(
-            case=case,
-            kind="message_out",
-            at=now,
-            actor=actor,
-            text=body,
-            interaction_id=out.id,
-            data={"channel": "sms", "kind": kind},
-        )
-    )
+    event = OnTimeline(actor=actor, data={"channel": Channel.SMS.value, "kind": kind})
+    _, message = queue_sms(session, sms, event=event, case=case)
     if case.first_response_at is None:
         case.first_response_at = now  # the citizen heard from a person: the silence ends
     return message
@@ -370,7 +371,7 @@ def duplicate_candidates(
                 Case.id != case.id,
                 or_(*same_person),
                 Case.category == case.category,
-                Case.status.in_([s.value for s in OPEN]),
+                Case.status.in_(open_values()),
                 Case.merged_into_id.is_(None),
                 Case.created_at >= since,
                 Case.created_at <= until,
@@ -459,7 +460,7 @@ def escalate_overdue(session: Session, now: datetime, provider: str, limit: int 
     overdue = session.scalars(
         select(Case)
         .where(
-            Case.status.in_([s.value for s in OPEN]),
+            Case.status.in_(open_values()),
             Case.due_at.is_not(None),
             Case.due_at < now,
             Case.escalated_at.is_(None),
@@ -497,21 +498,17 @@ def escalate_overdue(session: Session, now: datetime, provider: str, limit: int 
         )
         for supervisor in supervisors:
             assert supervisor.phone is not None
-            session.add(
-                OutboundMessage(
-                    case_id=case.id,
-                    kind="escalation",
-                    channel="sms",
-                    provider=provider,
-                    to_address=supervisor.phone,
-                    body=f"Ventanilla: el pedido {case.tracking_number} ({case.department}) "
-                    "esta vencido.",
-                    status=MessageStatus.PENDING.value,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
+            sms = OutgoingSms(
+                case_id=case.id,
+                contact_id=None,
+                address=supervisor.phone,
+                body=f"Ventanilla: el pedido {case.tracking_number} ({case.department}) "
+                "esta vencido.",
+                kind="escalation",
+                provider=provider,
+                automatic=True,
+                now=now,
             )
+            session.add(outbox_message(sms))
     session.flush()
     return len(overdue)

@@ -28,11 +28,6 @@ REQUIRED_TEMPLATES = (
 )
 
 
-# The statuses in which a case is open (work remains): the one definition every list, badge,
-# filter, conversation and escalation uses. Plain strings: `sms/` reads it below casestore.
-OPEN_STATUSES = frozenset({"new", "assigned", "in_progress", "waiting_citizen"})
-
-
 class ConfigError(ValueError):
     """The deployment configuration is missing a key or has a wrong value."""
 

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from casestore import sla, tracking
-from casestore.config import OPEN_STATUSES, Config
+from casestore.config import Config
 from casestore.fit import clip, column_length
 from casestore.hooks import SurveyHooks
 from casestore.inbound import Inbound, IntakeResult
@@ -35,11 +35,12 @@ from casestore.models import (
     CaseEvent,
     Contact,
     Interaction,
-    MessageStatus,
     OutboundMessage,
     UTCDateTime,
 )
+from casestore.outgoing import OnTimeline, OutgoingSms
 from casestore.prepared import Prepared, Row
+from casestore.states import CaseStatus, Channel, Direction, is_open
 from sms.conversation import (
     NEW_CASES_PER_DAY,
     Action,
@@ -224,7 +225,7 @@ def record_inbound(conn: Connection, inbound: Inbound, contact_id: int | None) -
         {
             "contact_id": contact_id,
             "channel": inbound.channel,
-            "direction": "in",
+            "direction": Direction.IN.value,
             "provider": inbound.provider,
             "provider_ref": inbound.provider_ref,
             "address": clip(inbound.sender, ADDRESS_LENGTH),
@@ -295,7 +296,7 @@ def open_case(
                 "channel": channel,
                 "category": category,
                 "department": department,
-                "status": "new",
+                "status": CaseStatus.NEW.value,
                 "priority": "urgent" if urgent else "normal",
                 "urgent": urgent,
                 "description": description,
@@ -314,7 +315,7 @@ def open_case(
                 at=now,
                 actor=actor,
                 text=description,
-                to_status="new",
+                to_status=CaseStatus.NEW.value,
                 interaction_id=interaction_id,
                 data={"channel": channel, "category": category, "urgent": urgent},
             )
@@ -429,7 +430,7 @@ def process_sms(
         # urgent one opened meanwhile, say) no early rating and no comment is taken.
         talking = (
             conversation is not None
-            and conversation.status in OPEN_STATUSES
+            and is_open(conversation.status)
             and in_window(contact.conversation_at, now, config.conversation_window_minutes)
         )
         answered = _survey_reply(
@@ -629,59 +630,27 @@ def _record_reply(
     case_id: int | None,
     now: datetime,
 ) -> None:
+    """The automatic reply as `casestore.outgoing` defines an SMS to a citizen, run through
+    the pre-built statements; the outbox row only when the reply is not in the HTTP answer."""
     inbound = request.inbound
     sql = statements(conn)
-    out_row = sql.run(
-        conn,
-        "insert_outbound",
-        {
-            "case_id": case_id,
-            "contact_id": contact_id,
-            "channel": inbound.channel,
-            "direction": "out",
-            "provider": inbound.provider,
-            "provider_ref": None,
-            "address": clip(inbound.sender, ADDRESS_LENGTH),
-            "text": reply,
-            "media_urls": None,
-            "reply_to_id": inbound_id,
-            "automatic": True,
-            "created_at": now,
-        },
+    sms = OutgoingSms(
+        case_id=case_id,
+        contact_id=contact_id,
+        address=inbound.sender,
+        body=reply,
+        kind="reply",
+        provider=inbound.provider,
+        automatic=True,
+        now=now,
+        channel=Channel(inbound.channel),
+        reply_to_id=inbound_id,
     )
+    out_row = sql.run(conn, "insert_outbound", sms.interaction_row())
     assert out_row is not None
     out_id = int(out_row["id"])
     if case_id is not None:
-        add_event(
-            conn,
-            case_id=case_id,
-            kind="message_out",
-            at=now,
-            actor="system",
-            text=reply,
-            interaction_id=out_id,
-            data={"channel": inbound.channel, "automatic": True, "reply": decision.action.value},
-        )
+        data = {"channel": inbound.channel, "automatic": True, "reply": decision.action.value}
+        sql.run(conn, "insert_event", sms.event_row(case_id, out_id, OnTimeline(data=data)))
     if not request.reply_inline:
-        sql.run(
-            conn,
-            "insert_outbox",
-            {
-                "case_id": case_id,
-                "contact_id": contact_id,
-                "interaction_id": out_id,
-                "kind": "reply",
-                "channel": inbound.channel,
-                "provider": inbound.provider,
-                "to_address": inbound.sender,
-                "body": reply,
-                "status": MessageStatus.PENDING.value,
-                "provider_ref": None,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "lease_until": None,
-                "created_at": now,
-                "updated_at": now,
-                "sent_at": None,
-            },
-        )
+        sql.run(conn, "insert_outbox", sms.outbox_row(out_id))

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casestore.models import Contact, Interaction
+from casestore.models import Contact, Direction, Interaction
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def limited_numbers(
         unlinked = (
             Interaction.contact_id == contact.id,
             Interaction.case_id.is_(None),
-            Interaction.direction == "in",
+            Interaction.direction == Direction.IN.value,
         )
         total = session.scalar(select(func.count()).select_from(Interaction).where(*unlinked))
         rows = session.scalars(

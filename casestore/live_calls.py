@@ -22,15 +22,18 @@ from casestore.config import Config
 from casestore.intake import count_new_case, open_case, statements, upsert_contact
 from casestore.menu_actions import request_callback
 from casestore.models import (
+    CallStatus,
     Case,
     CaseEvent,
+    Channel,
     Contact,
+    Direction,
     Interaction,
     Operator,
     OutboundCall,
 )
 from casestore.reach import can_text, note_presented_number
-from casestore.status import OPEN
+from casestore.states import is_open
 from sms.conversation import render_reply
 from sms.phone import contact_key
 
@@ -136,7 +139,7 @@ def screen_pop(
             known=contact is not None,
             name=named.citizen_name if named else None,
             national_id=with_id.national_id if with_id else None,
-            open_cases=tuple(_summary(c) for c in cases if c.status in {s.value for s in OPEN}),
+            open_cases=tuple(_summary(c) for c in cases if is_open(c.status)),
         )
     return found
 
@@ -216,7 +219,7 @@ def open_case_on_call(
     case_id, _ = open_case(
         conn,
         contact_id=contact_id,
-        channel="voice",
+        channel=Channel.VOICE.value,
         category=chosen.code,
         department=chosen.department,
         urgent=chosen.urgent,
@@ -299,8 +302,8 @@ def wrap_up(
     interaction = Interaction(
         case_id=case.id if case else None,
         contact_id=contact_id,
-        channel="voice",
-        direction="in",
+        channel=Channel.VOICE.value,
+        direction=Direction.IN.value,
         provider=provider,
         provider_ref=ref,
         address=key or "withheld",
@@ -330,7 +333,7 @@ def wrap_up(
             session,
             phone=phone,
             department=department,
-            channel="voice",
+            channel=Channel.VOICE.value,
             reason="operator",
             language=language,
             now=now,
@@ -366,7 +369,7 @@ def record_operator_call(
         kind=OPERATOR_BRIDGE,
         provider=provider,
         to_address=contact_key(operator_phone),
-        status="recorded" if recorded else "placed",
+        status=(CallStatus.RECORDED if recorded else CallStatus.PLACED).value,
         provider_ref=provider_ref,
         attempts=1,
         next_attempt_at=now,

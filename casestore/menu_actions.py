@@ -32,9 +32,10 @@ from casestore.models import (
     Contact,
     Interaction,
 )
+from casestore.outgoing import OutgoingSms, queue_sms
 from casestore.prepared import Row
-from casestore.reach import can_text, note_presented_number, queue_sms
-from casestore.status import OPEN
+from casestore.reach import can_text, note_presented_number
+from casestore.states import open_values
 from casestore.tracking import format_tracking
 from sms.conversation import NEW_CASES_PER_DAY, USSD_SESSIONS_PER_HOUR, render_reply
 from sms.phone import contact_key
@@ -71,7 +72,7 @@ def _case_to_join(
         return None
     row = session.execute(
         select(Case.id, Case.tracking_number)
-        .where(Case.contact_id == contact.id, Case.status.in_([s.value for s in OPEN]))
+        .where(Case.contact_id == contact.id, Case.status.in_(open_values()))
         .order_by(Case.created_at.desc(), Case.id.desc())
         .limit(1)
     ).first()
@@ -201,8 +202,7 @@ def open_case_by_keypad(
     sms_copy = request.phone is not None and _can_text(session, contact_id)
     if sms_copy and request.phone is not None:
         body = render_reply(config, template, request.language, tracking=number)
-        queue_sms(
-            session,
+        receipt = OutgoingSms(
             case_id=case_id,
             contact_id=contact_id,
             address=contact_key(request.phone),
@@ -213,6 +213,7 @@ def open_case_by_keypad(
             now=request.now,
             reply_to_id=interaction_id,
         )
+        queue_sms(session, receipt)
     session.flush()
     return Opened(number, case_id, sms_copy=sms_copy)
 
@@ -241,7 +242,7 @@ def latest_open_case(session: Session, phone: str | None) -> str | None:
     number = session.scalar(
         select(Case.tracking_number)
         .join(Contact, Contact.id == Case.contact_id)
-        .where(Contact.phone == contact_key(phone), Case.status.in_([s.value for s in OPEN]))
+        .where(Contact.phone == contact_key(phone), Case.status.in_(open_values()))
         .order_by(Case.created_at.desc(), Case.id.desc())
         .limit(1)
     )

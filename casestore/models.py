@@ -24,6 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# The state enums live in a leaf module (sms/ reads them); named here too, beside their columns.
+from casestore.states import CallStatus as CallStatus
+from casestore.states import CaseStatus as CaseStatus
+from casestore.states import Channel as Channel
+from casestore.states import Direction as Direction
+from casestore.states import MessageStatus as MessageStatus
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
@@ -54,39 +61,6 @@ IntPK = Annotated[
 ]
 Timestamp = Annotated[datetime, mapped_column(UTCDateTime())]
 OptTimestamp = Annotated[datetime | None, mapped_column(UTCDateTime())]
-
-
-class Channel(enum.StrEnum):
-    SMS = "sms"
-    WHATSAPP = "whatsapp"
-    USSD = "ussd"
-    VOICE = "voice"
-    OPEN311 = "open311"
-    CONSOLE = "console"
-    IMPORT = "import"
-
-
-class CaseStatus(enum.StrEnum):
-    NEW = "new"
-    ASSIGNED = "assigned"
-    IN_PROGRESS = "in_progress"
-    WAITING_CITIZEN = "waiting_citizen"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-
-
-class MessageStatus(enum.StrEnum):
-    """Life of an outbox row; `sending` carries a lease so a dead worker is noticed."""
-
-    PENDING = "pending"
-    QUEUED = "queued"
-    SENDING = "sending"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    UNDELIVERED = "undelivered"
-    FAILED = "failed"
-    RECORDED = "recorded"
-    CANCELLED = "cancelled"
 
 
 class Role(enum.StrEnum):
@@ -364,7 +338,7 @@ class OutboundCall(Base):
     kind: Mapped[str] = mapped_column(String(20))
     provider: Mapped[str] = mapped_column(String(20))
     to_address: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=CallStatus.PENDING.value)
     provider_ref: Mapped[str | None] = mapped_column(String(80))
     language: Mapped[str | None] = mapped_column(String(8))
     error: Mapped[str | None] = mapped_column(Text)

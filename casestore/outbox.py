@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import assert_never, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
@@ -48,18 +48,25 @@ LEASED = Leased(
     max_attempts=MAX_ATTEMPTS,
     backoff=BACKOFF,
 )
-# Rank of each status so late or repeated delivery reports never move a message backwards.
-STATUS_RANK = {
-    MessageStatus.PENDING: 0,
-    MessageStatus.QUEUED: 0,
-    MessageStatus.SENDING: 0,
-    MessageStatus.SENT: 1,
-    MessageStatus.RECORDED: 1,
-    MessageStatus.DELIVERED: 2,
-    MessageStatus.UNDELIVERED: 2,
-    MessageStatus.FAILED: 2,
-    MessageStatus.CANCELLED: 2,
-}
+
+
+def status_rank(status: MessageStatus) -> int:
+    """How far along a message is: late or repeated delivery reports never move it backwards."""
+    match status:
+        case MessageStatus.PENDING | MessageStatus.QUEUED | MessageStatus.SENDING:
+            return 0
+        case MessageStatus.SENT | MessageStatus.RECORDED:
+            return 1
+        case (
+            MessageStatus.DELIVERED
+            | MessageStatus.UNDELIVERED
+            | MessageStatus.FAILED
+            | MessageStatus.CANCELLED
+        ):
+            return 2
+        case _:
+            assert_never(status)
+
 
 ERROR_CODE_LENGTH = column_length(OutboundMessage.error_code)
 PROVIDER_STATUS_LENGTH = column_length(OutboundMessage.provider_status)
@@ -356,7 +363,7 @@ def apply_status(conn: Connection, report: StatusUpdate, now: datetime) -> bool:
     if row is None:
         return False
     new = MessageStatus(report.status)
-    if STATUS_RANK[new] >= STATUS_RANK[MessageStatus(row.status)] and row.status != new.value:
+    if status_rank(new) >= status_rank(MessageStatus(row.status)) and row.status != new.value:
         conn.execute(
             update(outbox)
             .where(outbox.c.id == row.id)

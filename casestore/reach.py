@@ -16,7 +16,11 @@ from typing import cast
 from sqlalchemy import Connection, Table, insert, update
 from sqlalchemy.orm import Session
 
-from casestore.models import Contact, Interaction, MessageStatus, OutboundCall, OutboundMessage
+from casestore.models import (
+    CallStatus,
+    Contact,
+    OutboundCall,
+)
 from sms.phone import FIXED_LINE, can_receive_sms, sms_unreachable_reason
 
 contacts = cast(Table, Contact.__table__)
@@ -122,7 +126,7 @@ def queue_notice_call(
                 kind=NOTICE,
                 provider=provider,
                 to_address=dial_address(contact),
-                status="pending",
+                status=CallStatus.PENDING.value,
                 language=language,
                 message=message,
                 attempts=0,
@@ -135,53 +139,3 @@ def queue_notice_call(
         .scalar_one()
     )
     return int(call_id)
-
-
-def queue_sms(
-    session: Session,
-    *,
-    case_id: int | None,
-    contact_id: int | None,
-    address: str,
-    body: str,
-    kind: str,
-    provider: str,
-    automatic: bool,
-    now: datetime,
-    reply_to_id: int | None = None,
-) -> tuple[Interaction, OutboundMessage]:
-    """Queue an SMS to a citizen: its outbound interaction and the outbox row the worker sends.
-
-    The caller decides whether the citizen may be texted, and adds any timeline event.
-    """
-    out = Interaction(
-        case_id=case_id,
-        contact_id=contact_id,
-        channel="sms",
-        direction="out",
-        provider=provider,
-        address=address,
-        text=body,
-        reply_to_id=reply_to_id,
-        automatic=automatic,
-        created_at=now,
-    )
-    session.add(out)
-    session.flush()
-    message = OutboundMessage(
-        case_id=case_id,
-        contact_id=contact_id,
-        interaction_id=out.id,
-        kind=kind,
-        channel="sms",
-        provider=provider,
-        to_address=address,
-        body=body,
-        status=MessageStatus.PENDING.value,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(message)
-    return out, message

@@ -31,7 +31,7 @@ from casestore.intake import (
     statements,
     upsert_contact,
 )
-from casestore.models import MessageStatus
+from casestore.models import Direction, MessageStatus
 from casestore.tracking import format_tracking
 from sms.conversation import Action, Decision
 from sms.phone import contact_key
@@ -136,7 +136,9 @@ def adopt_number(conn: Connection, provider: str, provider_ref: str, number: str
     conn.execute(update(cases).where(cases.c.id == row.case_id).values(tracking_number=number))
     conn.execute(
         update(interactions)
-        .where(interactions.c.case_id == row.case_id, interactions.c.direction == "out")
+        .where(
+            interactions.c.case_id == row.case_id, interactions.c.direction == Direction.OUT.value
+        )
         .values(text=func.replace(interactions.c.text, old, new))
     )
     conn.execute(

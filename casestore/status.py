@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from casestore.config import OPEN_STATUSES
-from casestore.models import CaseStatus
+from casestore.states import CaseStatus, is_open
 
 S = CaseStatus
 TRANSITIONS: Mapping[CaseStatus, frozenset[CaseStatus]] = {
@@ -17,12 +16,11 @@ TRANSITIONS: Mapping[CaseStatus, frozenset[CaseStatus]] = {
     S.RESOLVED: frozenset({S.CLOSED, S.IN_PROGRESS}),
     S.CLOSED: frozenset({S.IN_PROGRESS}),
 }
-OPEN = frozenset(CaseStatus(s) for s in OPEN_STATUSES)
 
 
 def is_overdue(due_at: datetime | None, status: str, now: datetime) -> bool:
     """Past its due time and still open: the console badge and the list filter agree."""
-    return due_at is not None and due_at < now and status in OPEN_STATUSES
+    return due_at is not None and due_at < now and is_open(status)
 
 
 class UnknownStatus(ValueError):

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casestore.models import Case, CaseEvent, Survey
+from casestore.states import CaseStatus
 
 DIMENSIONS = ("department", "category", "channel", "operator", "month", "all")
 ASKED = ("asked", "rated", "done", "expired")
@@ -36,7 +37,9 @@ def _closer(session: Session, case_ids: Collection[int]) -> dict[int, str]:
     """Who closed each case (the last status change to closed)."""
     rows = session.execute(
         select(CaseEvent.case_id, CaseEvent.actor)
-        .where(CaseEvent.case_id.in_(list(case_ids)), CaseEvent.to_status == "closed")
+        .where(
+            CaseEvent.case_id.in_(list(case_ids)), CaseEvent.to_status == CaseStatus.CLOSED.value
+        )
         .order_by(CaseEvent.id)
     )
     return {case_id: actor for case_id, actor in rows}

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.orm import Session
 
 from casestore import calls
-from casestore.config import OPEN_STATUSES, Config
+from casestore.config import Config
 from casestore.hooks import SurveyReply
 from casestore.models import (
     Case,
@@ -29,7 +29,9 @@ from casestore.models import (
     Survey,
     SurveyStatus,
 )
-from casestore.reach import can_text, dial_address, queue_sms
+from casestore.outgoing import OnTimeline, OutgoingSms, queue_sms
+from casestore.reach import can_text, dial_address
+from casestore.states import CallStatus, CaseStatus, is_open
 from feedback.rules import (
     Rating,
     ReplyMove,
@@ -193,8 +195,7 @@ def ask_by_sms(
     case = session.get(Case, survey.case_id)
     assert case is not None
     body = render_reply(config, "survey", survey.language, tracking=case.tracking_number)
-    queue_sms(
-        session,
+    sms = OutgoingSms(
         case_id=case.id,
         contact_id=contact.id,
         address=contact.phone,
@@ -204,7 +205,7 @@ def ask_by_sms(
         automatic=True,
         now=now,
     )
-    session.add(CaseEvent(case_id=case.id, kind="survey_sent", at=now, actor="system", text=body))
+    queue_sms(session, sms, event=OnTimeline(kind="survey_sent", linked=False))
     survey.status = SurveyStatus.ASKED.value
     survey.asked_at = survey.asked_at or now  # a fallback keeps when the survey was first asked
     survey.expires_at = now + timedelta(hours=int(config.survey["expiry_hours"]))
@@ -232,7 +233,7 @@ def ask_by_voice(
         kind=SURVEY_CALL,
         provider=voice_provider,
         to_address=dial_address(contact),
-        status="pending",
+        status=CallStatus.PENDING.value,
         language=survey.language,
         attempts=0,
         next_attempt_at=due or now,
@@ -425,7 +426,7 @@ def _answer_early(
         .outerjoin(surveys_t, surveys_t.c.case_id == cases_t.c.id)
         .where(
             cases_t.c.contact_id == contact_id,
-            cases_t.c.status == "closed",
+            cases_t.c.status == CaseStatus.CLOSED.value,
             cases_t.c.closed_at >= since,
         )
         .order_by(cases_t.c.closed_at.desc(), cases_t.c.id.desc())
@@ -552,11 +553,16 @@ def _event(conn: Connection, case_id: int, kind: str, now: datetime, text: str, 
 
 def _reopen(conn: Connection, case_id: int, now: datetime) -> None:
     current = conn.execute(select(cases_t.c.status).where(cases_t.c.id == case_id)).scalar_one()
-    if current not in OPEN_STATUSES:
+    if not is_open(current):
         conn.execute(
             update(cases_t)
             .where(cases_t.c.id == case_id)
-            .values(status="in_progress", updated_at=now, closed_at=None, resolved_at=None)
+            .values(
+                status=CaseStatus.IN_PROGRESS.value,
+                updated_at=now,
+                closed_at=None,
+                resolved_at=None,
+            )
         )
         conn.execute(
             events_t.insert().values(
@@ -566,7 +572,7 @@ def _reopen(conn: Connection, case_id: int, now: datetime) -> None:
                 actor="system",
                 text="reopened after a low survey score",
                 from_status=current,
-                to_status="in_progress",
+                to_status=CaseStatus.IN_PROGRESS.value,
             )
         )
 

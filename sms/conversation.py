@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from casestore.config import OPEN_STATUSES, Config
+from casestore.config import Config
+from casestore.states import is_open
 from casestore.tracking import ParsedTracking, format_tracking, parse_tracking
 from sms.keywords import fold, match_keyword
 from sms.segments import to_gsm7
@@ -155,7 +156,7 @@ def decide(plan: Plan, state: ContactState, now: datetime, config: Config) -> De
     open_case = state.conversation_case
     if (
         open_case is not None
-        and open_case.status in OPEN_STATUSES
+        and is_open(open_case.status)
         and in_window(state.conversation_at, now, config.conversation_window_minutes)
         and not plan.urgent
     ):
@@ -164,7 +165,7 @@ def decide(plan: Plan, state: ContactState, now: datetime, config: Config) -> De
         not plan.urgent
         and 0 < limits.new_cases_per_day <= state.cases_today
         and open_case is not None
-        and open_case.status in OPEN_STATUSES
+        and is_open(open_case.status)
     ):
         # Too many new cases today: the request joins the open case the phone last wrote on.
         template = "limit_cases" if "limit_cases" in config.templates.get(language, {}) else None

@@ -33,7 +33,9 @@ from casestore.models import Case, CaseStatus, Operator, OperatorDepartment, utc
 from casestore.outbox import messages_of_case
 from casestore.people import link_person, links_for_case, shown_phone
 from casestore.reach import can_text, dial_address, reach_label
+from casestore.states import Channel
 from casestore.status import TRANSITIONS, IllegalTransition, UnknownStatus, is_overdue
+from casestore.views import When, case_fields, event_fields, message_fields
 from gateway.console.auth import Viewer, login_required, render, runtime
 from gateway.console.i18n import translator
 from gateway.forms import BadRequest, form_id
@@ -48,6 +50,11 @@ def _local_date(value: str | None, zone: ZoneInfo, next_day: bool = False) -> da
     if next_day:
         day += timedelta(days=1)
     return datetime.combine(day, time(0), tzinfo=zone)
+
+
+def _local_time(zone: ZoneInfo) -> When:
+    """Times on console pages: the deployment's local time, formatted by the template."""
+    return lambda value: value.astimezone(zone)
 
 
 def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
@@ -92,18 +99,12 @@ def _list(request: Request, viewer: Viewer) -> tuple[int, dict[str, Any]]:
         audit(session, viewer.username, "console.case_list", "case", "*", {"q": bool(q)})
         # Numbers over a limit with no case: their messages are on /console/limited.
         limited = count_limited_numbers(session) if viewer.is_supervisor else 0
+        local = _local_time(rt.config.timezone)
         rows = [
             {
-                "tracking": c.tracking_number,
-                "status": c.status,
-                "department": c.department,
-                "category": c.category,
-                "channel": c.channel,
-                "urgent": c.urgent,
+                **case_fields(c, local),
                 "limited": c.limit_hit_at is not None,
                 "overdue": is_overdue(c.due_at, c.status, now),
-                "created_at": c.created_at.astimezone(rt.config.timezone),
-                "description": c.description,
             }
             for c in page
         ]
@@ -125,7 +126,7 @@ async def case_list(request: Request) -> Response:
         statuses=list(config.status_names.get("es", {})),
         departments=config.departments,
         categories=config.categories,
-        channels=["sms", "whatsapp", "ussd", "voice", "open311", "console", "import"],
+        channels=[c.value for c in Channel],
     )
     return render(request, "console/cases.html", context, status)
 
@@ -139,8 +140,9 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
         audit(session, viewer.username, "console.case_view", "case", case.tracking_number)
         contact = case.contact
         window = int(rt.config.raw.get("console", {}).get("duplicate_window_days", 14))
+        local = _local_time(rt.config.timezone)
         duplicates = [
-            {"tracking": d.tracking_number, "channel": d.channel, "description": d.description}
+            case_fields(d, local)
             for d in duplicate_candidates(session, case, window, viewer.departments)
         ]
         colleagues = session.scalars(
@@ -168,19 +170,9 @@ def _detail(request: Request, viewer: Viewer, number: str) -> dict[str, Any] | N
             "allowed": sorted(s.value for s in TRANSITIONS[CaseStatus(case.status)]),
             "error": None,
             "phone": dial_address(contact) if shown_phone(contact) and contact else None,
-            "messages": messages_of_case(session, case.id),
+            "messages": [message_fields(m, local) for m in messages_of_case(session, case.id)],
             "reach": None if contact is None or can_text(contact) else reach_label(contact),
-            "events": [
-                {
-                    "kind": e.kind,
-                    "at": e.at.astimezone(rt.config.timezone),
-                    "actor": e.actor,
-                    "text": e.text,
-                    "from_status": e.from_status,
-                    "to_status": e.to_status,
-                }
-                for e in case.events
-            ],
+            "events": [event_fields(e, local) for e in case.events],
         }
 
 

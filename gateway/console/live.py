@@ -27,7 +27,6 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from casestore.cases import audit, get_case
-from casestore.config import OPEN_STATUSES
 from casestore.live_calls import (
     DISPOSITION_LABELS,
     Disposition,
@@ -40,6 +39,7 @@ from casestore.live_calls import (
     wrap_up,
 )
 from casestore.models import Operator, utcnow
+from casestore.states import is_open
 from gateway.console.auth import Viewer, language, login_required, render, runtime, templates
 from gateway.console.i18n import translator
 from gateway.live import leg
@@ -405,7 +405,7 @@ def _call_context(request: Request, viewer: Viewer, call: LiveCall) -> dict[str,
             (d.value, DISPOSITION_LABELS.get(lang, DISPOSITION_LABELS["es"])[d])
             for d in Disposition
         ],
-        "open_cases": [c for c in cases if c.status in OPEN_STATUSES],
+        "open_cases": [c for c in cases if is_open(c.status)],
         "opened": request.query_params.get("opened"),
         "error": None,
         "taken_at": datetime.fromtimestamp(call.taken_at, tz).strftime("%H:%M"),

@@ -22,95 +22,26 @@ from casestore.cases import (
     list_cases,
 )
 from casestore.config import Config
-from casestore.models import Case, Contact, Operator, OutboundMessage, Role, Survey
+from casestore.models import Case, Operator, Role
 from casestore.operators import operator_departments, operator_for_token
 from casestore.outbox import messages_of_case
-from casestore.people import shown_phone
 from casestore.status import IllegalTransition, UnknownStatus
+from casestore.views import case_document, rfc3339
 from feedback.scores import follow_ups, scores
 from gateway.forms import BadRequest, read_body
 from gateway.runtime import Runtime
 from sms.phone import PhoneError, contact_key, normalise_phone
 
 
-def rfc3339(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-def survey_json(survey: Survey | None) -> dict[str, Any] | None:
-    if survey is None:
-        return None
-    return {
-        "status": survey.status,
-        "rating": survey.rating,
-        "comment": survey.comment,
-        "channel": survey.channel,
-        "due_at": rfc3339(survey.due_at),
-        "asked_at": rfc3339(survey.asked_at),
-        "answered_at": rfc3339(survey.answered_at),
-        "low_score": survey.low_score,
-    }
-
-
-def case_json(case: Case, contact: Contact | None) -> dict[str, Any]:
-    """The contract's case representation."""
-    return {
-        "tracking_number": case.tracking_number,
-        "status": case.status,
-        "channel": case.channel,
-        "category": case.category,
-        "department": case.department,
-        "priority": case.priority,
-        "urgent": case.urgent,
-        "description": case.description,
-        "created_at": rfc3339(case.created_at),
-        "updated_at": rfc3339(case.updated_at),
-        "first_response_at": rfc3339(case.first_response_at),
-        "resolved_at": rfc3339(case.resolved_at),
-        "closed_at": rfc3339(case.closed_at),
-        "citizen": {
-            "phone": shown_phone(contact),
-            "name": case.citizen_name,
-            "national_id": case.national_id,
-        },
-        "events": [
-            {
-                "kind": e.kind,
-                "at": rfc3339(e.at),
-                "actor": e.actor,
-                "text": e.text,
-                "from_status": e.from_status,
-                "to_status": e.to_status,
-            }
-            for e in case.events
-        ],
-        "survey": survey_json(case.survey),
-        # Messages to the citizen and how their delivery went: retried ones show "pending"
-        # with the last error, ones given up on "failed" (an extension of the contract's case).
-        "messages": [
-            {
-                "kind": m.kind,
-                "channel": m.channel,
-                "status": m.status,
-                "attempts": m.attempts,
-                "error_code": m.error_code,
-                "error": m.error,
-                "updated_at": rfc3339(m.updated_at),
-            }
-            for m in _messages(case)
-        ],
-    }
-
-
-def _messages(case: Case) -> list[OutboundMessage]:
+def case_json(case: Case) -> dict[str, Any]:
+    """The contract's case representation, with its messages' delivery."""
     session = object_session(case)
-    return [] if session is None else messages_of_case(session, case.id)
+    messages = [] if session is None else messages_of_case(session, case.id)
+    return case_document(case, messages)
 
 
 def _runtime(request: Request) -> Runtime:
@@ -172,7 +103,7 @@ def list_cases_view(request: Request) -> Response:
             "*",
             {"filters": {k: v for k, v in params.items() if k != "cursor"}, "count": len(page)},
         )
-        items = [case_json(case, case.contact) for case in page]
+        items = [case_json(case) for case in page]
     return JSONResponse({"items": items, "next": next_cursor})
 
 
@@ -191,7 +122,7 @@ def case_view(request: Request) -> Response:
         if case is None:
             return error(404, "no such case")
         audit(session, operator.username, "case.view", "case", case.tracking_number)
-        body = case_json(case, case.contact)
+        body = case_json(case)
     return JSONResponse(body)
 
 
@@ -251,7 +182,7 @@ def _change_status(request: Request, payload: Any) -> Response:
             {"status": payload["status"]},
         )
         session.flush()
-        body = case_json(case, case.contact)
+        body = case_json(case)
     return JSONResponse(body)
 
 

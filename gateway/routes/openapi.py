@@ -12,8 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-STATUSES = ["new", "assigned", "in_progress", "waiting_citizen", "resolved", "closed"]
-CHANNELS = ["sms", "whatsapp", "ussd", "voice", "open311", "console", "import"]
+from casestore.states import CaseStatus, Channel
+
+STATUSES = [s.value for s in CaseStatus]
+CHANNELS = [c.value for c in Channel]
 
 
 def _error(description: str) -> dict[str, Any]:
