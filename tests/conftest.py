@@ -41,6 +41,10 @@ TWILIO_TOKEN = "test-twilio-auth-token"
 TWILIO_SID = "AC" + "0" * 32
 AT_TOKEN = "test-at-webhook-token"
 AT_KEY = "test-at-api-key"
+# Vonage signs its webhooks with this secret (tests/providers/signing.py signs with it too);
+# at least 32 bytes, or PyJWT warns that an HS256 key is too short (an error under pytest).
+VONAGE_SIGNATURE_SECRET = "test-vonage-signature-secret-0123456789"
+VONAGE_NUMBER = "+5491155550900"
 PUBLIC_URL = "https://ventanilla.example.test"
 
 # ---------------------------------------------------------------- network guard
@@ -182,6 +186,8 @@ def app_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
         "AT_USERNAME": "ventanilla-test",
         "AT_API_KEY": AT_KEY,
         "AT_SENDER_ID": "DesSocial",
+        "VONAGE_SIGNATURE_SECRET": VONAGE_SIGNATURE_SECRET,
+        "VONAGE_FROM_NUMBER": VONAGE_NUMBER,
         "VENTANILLA__REDIS__PREFIX": REDIS_PREFIX,
     }
     env.update(extra)

@@ -10,7 +10,6 @@ number's calls arrive on the ordinary voice callback (gateway.routes.voice_afric
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +28,7 @@ from gateway.providers.twilio import voice as twilio_voice
 from gateway.routes.verified import verified_twilio_form
 from gateway.routes.webhooks import refuse
 from gateway.runtime import Runtime
-from sms.phone import PhoneError, contact_key, normalise_phone, sender_phone
+from sms.phone import PhoneError, contact_key, normalise_phone
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +88,14 @@ async def handle_missed_call(rt: Runtime, provider: str, ref: str, phone: str | 
     await answer_once(handled, f"{provider}:{ref}", record)  # a redelivery adds nothing
 
 
-def _withheld_or_phone(form: Mapping[str, str], country: str) -> str | None:
-    """The caller's number; None when withheld (+266696687, anonymous) or unreadable."""
-    try:
-        return sender_phone(form["From"], country)
-    except PhoneError:
-        return None  # nothing to call back, but the caller is still rejected unbilled
-
-
 async def twilio_missed_call(request: Request) -> Response:
     """A call to the trigger number: reject it unanswered and queue the call-back."""
     try:
         rt, form = await verified_twilio_form(request)
         require(form, "CallSid", "From")
-        phone = _withheld_or_phone(form, rt.config.country)
+        # None when withheld (+266696687, anonymous) or unreadable: nothing to call back,
+        # but the caller is still rejected unbilled.
+        phone = twilio_voice.caller_phone(form["From"], rt.config.country)
     except BadRequest as exc:
         return refuse(exc)
     await handle_missed_call(rt, twilio.PROVIDER, form["CallSid"].strip(), phone)

@@ -50,7 +50,6 @@ from gateway.providers.africastalking import live as at_live
 from gateway.providers.africastalking import voice as at_voice
 from gateway.providers.base import Caller, CallResult, SendError
 from gateway.providers.twilio import voice as twilio_voice
-from gateway.providers.twilio.voice import caller_phone
 from gateway.routes.verified import verified_twilio_form
 from gateway.routes.webhooks import refuse, unavailable
 from gateway.runtime import Runtime
@@ -109,13 +108,6 @@ def _department(rt: Runtime, query: Mapping[str, str]) -> str:
     return department
 
 
-def _sid(raw: str, name: str) -> str:
-    sid = raw.strip()
-    if not sid or len(sid) > 64 or not (sid.isascii() and sid.isalnum()):
-        raise BadRequest(f"malformed {name}")
-    return sid
-
-
 def _xml(twiml: str) -> Response:
     return Response(twiml, media_type="application/xml")
 
@@ -141,7 +133,7 @@ async def operator_answered(request: Request) -> Response:
         rt, form = await _verified(request)
         department = _department(rt, request.query_params)
         chosen = request.query_params.get("c")
-        chosen = _sid(chosen, "c") if chosen is not None else None
+        chosen = twilio_voice.parse_sid(chosen, "c") if chosen is not None else None
     except BadRequest as exc:
         return refuse(exc)
     leg_ref = form["CallSid"].strip()
@@ -175,26 +167,25 @@ async def queue_bridged(request: Request) -> Response:
     try:
         rt, form = await _verified(request)
         department = _department(rt, request.query_params)
-        caller_sid = _sid(form["CallSid"], "CallSid")
-        leg_sid = form.get("DequeingCallSid", "").strip() or None
+        bridged = twilio_voice.parse_bridged(form, rt.config.country)
     except BadRequest as exc:
         return refuse(exc)
+    caller_sid = bridged.call_sid
     state = rt.menu_store.load(session_key(twilio.PROVIDER, caller_sid))
     language = state.language if state else rt.config.default_language
     now = time.time()
-    queued = form.get("QueueTime", "").strip()
     fallback = Waiting(
         call_sid=caller_sid,
         department=department,
         provider=twilio.PROVIDER,
-        phone=caller_phone(form.get("From", ""), rt.config.country),
+        phone=bridged.phone,
         urgent=False,
         language=language,
-        since=now - int(queued) if queued.isdigit() and len(queued) < 9 else now,
+        since=now - bridged.queued_seconds if bridged.queued_seconds is not None else now,
         seen=now,
     )
     try:
-        await run_in_threadpool(leg.bridged, rt, caller_sid, leg_sid, fallback)
+        await run_in_threadpool(leg.bridged, rt, caller_sid, bridged.leg_sid, fallback)
     except redis.RedisError as exc:  # the caller still gets connected
         log.error("live queue: could not record a bridge: %s", type(exc).__name__)
     text = speech(rt.config, language, "connecting")

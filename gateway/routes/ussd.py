@@ -1,4 +1,5 @@
-"""Africa's Talking USSD over the shared menu: the accumulated-`text` protocol, CON/END screens.
+"""Africa's Talking USSD over the shared menu: a session followed over AT's accumulated `text`
+(the form parsed and the CON/END screens rendered in gateway.providers.africastalking.ussd).
 
 AT sends `text` = "" on a session's first request, then every input so far joined by "*"
 ("1*3*sin agua"). The session's last `text` is kept in Redis beside its menu state, so the new
@@ -12,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from redis.client import Pipeline
 from starlette.concurrency import run_in_threadpool
@@ -24,104 +23,32 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from casestore.db import is_database_error, is_unreachable
-from casestore.fit import column_length, fit_ref
 from casestore.menu_actions import ussd_limit_hit
-from casestore.models import Interaction
 from gateway import dead_letters
-from gateway.forms import BadRequest, require
+from gateway.forms import BadRequest
 from gateway.menu_session import Call, advance, keep, run_step, session_key
 from gateway.menu_store import SessionStore, decode_state
 from gateway.providers import africastalking
+from gateway.providers.africastalking.ussd import (
+    SEPARATOR,
+    UssdRequest,
+    parse_ussd,
+    render_end,
+    render_ussd,
+)
 from gateway.redis_batch import batch_for
 from gateway.routes.verified import verified_at_form
 from gateway.runtime import Runtime
 from ivr.machine import Channel, Expect, Outcome, Screen, State, resume, start, step
 from ivr.menu import Menu
-from sms.phone import PhoneError, normalise_phone
-from sms.segments import septets, to_gsm7
 
 log = logging.getLogger(__name__)
 
 PROVIDER = africastalking.PROVIDER
-SEPARATOR = "*"
-SCREEN_MAX = 160  # characters a screen shows; 182 is the usual GSM maximum
-# The provider reference is "<sessionId>:<step>": room for the step left in the column.
-SESSION_ID_MAX = (column_length(Interaction.provider_ref) or 80) - 16
 UNAVAILABLE = "Servicio no disponible. Intente mas tarde."
 
 
-@dataclass(frozen=True)
-class UssdRequest:
-    """One USSD request as AT sends it; `phone` is E.164."""
-
-    session_id: str
-    service_code: str
-    phone: str
-    network_code: str
-    text: str
-
-
-# ---------------------------------------------------------------- parse and render (pure)
-
-
-def parse_phone(raw: str, country: str) -> str:
-    """E.164 for a USSD phoneNumber; some aggregators drop the "+" of an international number."""
-    try:
-        return normalise_phone(raw, country)
-    except PhoneError:
-        digits = raw.strip()
-        if digits.isdigit() and not digits.startswith("0"):
-            return normalise_phone("+" + digits, country)
-        raise
-
-
-def parse_ussd(form: Mapping[str, str], country: str) -> UssdRequest:
-    """An AT USSD form as a UssdRequest; 400 naming what is missing or unusable."""
-    require(dict(form), "sessionId", "serviceCode", "phoneNumber")
-    if "text" not in form:
-        raise BadRequest("missing field: text")
-    # A longer sessionId is shortened the same way every time: its steps still deduplicate.
-    session_id = fit_ref(form["sessionId"].strip(), SESSION_ID_MAX)
-    try:
-        phone = parse_phone(form["phoneNumber"], country)
-    except PhoneError as exc:
-        raise BadRequest("unparseable phone number in phoneNumber") from exc
-    return UssdRequest(
-        session_id=session_id,
-        service_code=form["serviceCode"].strip(),
-        phone=phone,
-        network_code=form.get("networkCode", "").strip(),
-        text=form["text"],
-    )
-
-
-def screen_text(screen: Screen) -> str:
-    """What the phone shows: the prompt, then one "key label" line per option, in GSM-7."""
-    return _compose(screen.text, screen.options)
-
-
-def _compose(text: str, options: tuple[tuple[str, str], ...]) -> str:
-    lines = [text.strip(), *(f"{key} {label}" for key, label in options)]
-    return to_gsm7("\n".join(line for line in lines if line)).strip()
-
-
-def render_ussd(screen: Screen) -> str:
-    """The AT answer: "CON " while the session goes on, "END " when it is over."""
-    return _render(screen.text, screen.options, screen.end)
-
-
-@lru_cache(maxsize=4096)  # a few dozen menu screens, and the number-bearing ones at the end
-def _render(text: str, options: tuple[tuple[str, str], ...], end: bool) -> str:
-    shown = _compose(text, options)
-    if septets(shown) > SCREEN_MAX:
-        # The shipped prompts fit (tests walk every screen); a deployment's longer ones are cut
-        # in the prompt, never in the options, rather than have the network drop the session.
-        log.warning("USSD screen over %d characters; prompt shortened", SCREEN_MAX)
-        lines = to_gsm7("\n".join(f"{key} {label}" for key, label in options))
-        room = SCREEN_MAX - septets(lines) - (1 if lines else 0) - 3
-        prompt = to_gsm7(text.strip())[: max(room, 0)].rstrip() + "..."
-        shown = "\n".join(part for part in (prompt, lines) if part)
-    return ("END " if end else "CON ") + shown
+# ---------------------------------------------------------------- following the text (pure)
 
 
 def step_ref(text: str) -> str:
@@ -304,7 +231,7 @@ async def _over_session_limit(rt: Runtime, store: SessionStore, phone: str) -> s
     language = await run_in_threadpool(_note_limit_hit, rt, phone, now, int(dials) == limit + 1)
     lang = rt.config.language_or_default(language)
     emergency = rt.config.emergency_lines.get(lang, "")
-    return "END " + to_gsm7(rt.menu.prompt("limit_ussd", lang, emergency=emergency))
+    return render_end(rt.menu.prompt("limit_ussd", lang, emergency=emergency))
 
 
 def _note_limit_hit(rt: Runtime, phone: str, now: datetime, record: bool) -> str | None:
@@ -315,7 +242,7 @@ def _note_limit_hit(rt: Runtime, phone: str, now: datetime, record: bool) -> str
 def unavailable_text(menu: Menu) -> str:
     """END screen when Redis or the code failed: the citizen is told, not left hanging."""
     prompts = menu.prompts.get(menu.config.default_language, {})
-    return "END " + to_gsm7(prompts.get("unavailable", UNAVAILABLE))
+    return render_end(prompts.get("unavailable", UNAVAILABLE))
 
 
 # ---------------------------------------------------------------- the route

@@ -145,7 +145,7 @@ async def twilio_survey(request: Request) -> Response:
                     session, rt.config, at.survey_id, twilio.PROVIDER, call.call_sid, now
                 )
             else:
-                keys = form.get("Digits", "").strip()[:8]
+                keys = twilio_voice.step_input(form, recording=False)[:8]
                 screen = answer_call(session, rt.config, at.survey_id, at.step, keys, at.keyed, now)
         return None if screen is None else render_twiml(rt, screen, at.survey_id)
 

@@ -35,17 +35,23 @@ from gateway.menu_session import Call, advance, perform
 from gateway.menu_session import session_key as menu_session_key
 from gateway.menu_store import SessionStore
 from gateway.providers.twilio.voice import (
+    CALLBACK_RESULTS,
     EMPTY,
+    FINAL_CALL_STATUSES,
+    GONE_RESULTS,
     HOLD_PATH,
     QUEUE_PATH,
     STATUS_PATH,
     VOICE_PATH,
     WAIT_PATH,
+    parse_queue_result,
+    parse_queue_wait,
     render_goodbye,
     render_hold,
     render_redirect,
     render_screen,
     render_wait,
+    step_input,
     voice_of,
 )
 from gateway.rediskeys import keys_of
@@ -59,13 +65,6 @@ log = logging.getLogger(__name__)
 
 PROVIDER = "twilio"
 MAX_STEP = 10_000
-
-# QueueResult of the Enqueue action: what the caller hears next.
-CALLBACK_RESULTS = frozenset({"leave", "queue-full", "error", "system-error"})
-GONE_RESULTS = frozenset({"hangup", "redirected"})
-DONE_RESULTS = frozenset({"bridged", "bridging-in-process", "redirected-from-bridged"})
-QUEUE_RESULTS = CALLBACK_RESULTS | GONE_RESULTS | DONE_RESULTS
-FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 LOCK_SECONDS = 15
 TWIN_WAIT_SECONDS = 10.0
@@ -89,19 +88,6 @@ def parse_queue(query: Mapping[str, str], menu: Menu) -> tuple[str, bool]:
     if query.get("u") not in ("0", "1"):
         raise BadRequest("bad urgent flag")
     return department, query["u"] == "1"
-
-
-def step_input(form: Mapping[str, str], recording: bool) -> str:
-    """The caller's input: the keys pressed, or the recording URL after <Record>."""
-    if recording:
-        url = form.get("RecordingUrl", "").strip()
-        return url if url.startswith(("https://", "http://")) else ""
-    return form.get("Digits", "").strip()[:32]
-
-
-def _number(form: Mapping[str, str], name: str, default: int) -> int:
-    raw = form.get(name, "").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else default
 
 
 def session_key(call_sid: str) -> str:
@@ -183,12 +169,11 @@ async def wait(request: Request) -> Response:
         store, menu = rt.menu_store, rt.menu
         state = store.load(session_key(call.call_sid))
         state = state or State(channel="voice", language=menu.config.default_language)
-        position = max(1, _number(form, "QueuePosition", 1))
-        waited = _number(form, "QueueTime", 0)
+        queued = parse_queue_wait(form)
+        waited, position = queued.waited, queued.position
         limit = int(menu.config.raw.get("ivr", {}).get("max_queue_wait_seconds", 300))
-        # Twilio's average wait of the callers now queued; machine.queue_wait floors it at 1 min.
-        expected = _number(form, "AvgQueueTime", 0)
-        screen = queue_wait(menu, state, position, expected, timed_out=waited >= limit)
+        # machine.queue_wait floors Twilio's expected wait at 1 min.
+        screen = queue_wait(menu, state, position, queued.expected, timed_out=waited >= limit)
         store.save(session_key(call.call_sid), screen.state)  # a long wait keeps the session
         livequeue.arrived(  # the operators' live queue view
             rt.redis, call.call_sid, department, PROVIDER, call.phone,
@@ -205,7 +190,7 @@ async def hold(request: Request) -> Response:
     async def handle() -> Response:
         rt, form, call = await verified_twilio_call(request)
         parse_queue(request.query_params, rt.menu)
-        if form.get("Digits", "").strip() == "1":
+        if step_input(form, recording=False) == "1":
             # A withheld number cannot be called back: it keeps waiting.
             return _xml(render_hold(call.phone is not None, None, {}))
         state = rt.menu_store.load(session_key(call.call_sid))
@@ -223,10 +208,7 @@ async def queue_result(request: Request) -> Response:
         rt, form, call = await verified_twilio_call(request)
         step = parse_step(request.query_params, required=True)
         department, urgent = parse_queue(request.query_params, rt.menu)
-        result = form.get("QueueResult", "").strip().lower()
-        if result not in QUEUE_RESULTS:
-            allowed = ", ".join(sorted(QUEUE_RESULTS))
-            raise BadRequest(f"unknown QueueResult {result!r}; expected one of {allowed}")
+        result = parse_queue_result(form)
         livequeue.remove(rt.redis, call.call_sid, department)  # not a queue it moved on to
         store, menu = rt.menu_store, rt.menu
 

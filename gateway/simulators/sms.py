@@ -19,6 +19,7 @@ from casestore.inbound import Inbound
 from casestore.intake import IntakeRequest
 from casestore.models import Contact, Interaction, OutboundMessage
 from gateway.forms import BadRequest, read_form
+from gateway.providers.africastalking import ussd as at_ussd
 from gateway.routes import ussd
 from gateway.runtime import Runtime
 from gateway.simulators import access as simulator_access
@@ -163,19 +164,19 @@ async def simulator_ussd(request: Request) -> Response:
         return PlainTextResponse(exc.reason, exc.status)
     raw_phone = form.get("phone", "").strip()
     try:
-        phone = ussd.parse_phone(raw_phone, rt.config.country)
+        phone = at_ussd.parse_phone(raw_phone, rt.config.country)
     except PhoneError:
         return await ussd_page(
             request, phone=raw_phone, error="Número de teléfono no válido.", status_code=400
         )
     session, text = form.get("session", ""), form.get("text", "")
-    if form.get("action") != "send" or not session or len(session) > ussd.SESSION_ID_MAX:
+    if form.get("action") != "send" or not session or len(session) > at_ussd.SESSION_ID_MAX:
         session, text = "SIM" + uuid.uuid4().hex, ""  # dial: a new session, text "" like AT
     else:
         typed = form.get("input", "")[:USSD_INPUT_MAX]
         # Like AT: the first input alone, then every input so far joined by "*".
-        text = f"{text}{ussd.SEPARATOR}{typed}" if text else typed
-    request_ = ussd.UssdRequest(session, USSD_CODE, phone, "simulator", text)
+        text = f"{text}{at_ussd.SEPARATOR}{typed}" if text else typed
+    request_ = at_ussd.UssdRequest(session, USSD_CODE, phone, "simulator", text)
     response = await ussd.answer(rt, PROVIDER, request_)
     body = bytes(response.body).decode()
     if response.status_code != 200:

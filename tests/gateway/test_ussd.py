@@ -23,6 +23,7 @@ from casestore.config import Config, load_config
 from casestore.models import CallbackRequest
 from casestore.tracking import find_digit_runs, generate
 from gateway.app import create_app
+from gateway.providers.africastalking import ussd as at_ussd
 from gateway.routes import ussd
 from gateway.settings import Settings, load_settings
 from ivr.machine import Action, Outcome, Screen, State, resume, start, step
@@ -53,7 +54,7 @@ def check_screen(body: str) -> str:
     shown = body[4:]
     assert shown and shown == shown.strip(), body
     assert is_gsm7(shown), body
-    assert septets(shown) <= ussd.SCREEN_MAX, f"{septets(shown)} characters: {shown!r}"
+    assert septets(shown) <= at_ussd.SCREEN_MAX, f"{septets(shown)} characters: {shown!r}"
     return body
 
 
@@ -172,7 +173,7 @@ def _all_screens(config: Config) -> dict[str, Screen]:
     seen: set[State] = set()
     while queue:
         screen = queue.popleft()
-        screens[ussd.render_ussd(screen)] = screen
+        screens[at_ussd.render_ussd(screen)] = screen
         if screen.end or screen.state in seen:
             continue
         seen.add(screen.state)
@@ -188,7 +189,7 @@ def test_every_reachable_screen_fits_160_gsm7_characters(config: Config) -> None
     assert languages == set(config.languages)
     for body, screen in screens.items():
         # Fits as written: render_ussd never had to cut a shipped prompt.
-        assert septets(ussd.screen_text(screen)) <= ussd.SCREEN_MAX, body
+        assert septets(at_ussd.screen_text(screen)) <= at_ussd.SCREEN_MAX, body
         check_screen(body)
         assert body.startswith("END ") == screen.end
     pages = [s for s in screens.values() if any(k == "98" for k, _ in s.options)]
@@ -197,20 +198,20 @@ def test_every_reachable_screen_fits_160_gsm7_characters(config: Config) -> None
 
 def test_render_options_and_transliteration(config: Config) -> None:
     menu = load_menu(config)
-    main = ussd.render_ussd(start(menu, "ussd", "es"))
+    main = at_ussd.render_ussd(start(menu, "ussd", "es"))
     assert main == (
         "CON Desarrollo Social. Elija una opcion.\n1 Nuevo pedido\n2 Estado de un pedido\n"
         "3 Pedir que lo llamemos\n9 English"
     )
     state = State("ussd", "es", node="main", phase="told")
-    answer = ussd.render_ussd(Screen(state, "  Área: Atención Ciudadana", end=True))
+    answer = at_ussd.render_ussd(Screen(state, "  Área: Atención Ciudadana", end=True))
     assert answer == "END Area: Atencion Ciudadana"
 
 
 def test_an_overlong_prompt_is_cut_never_the_options() -> None:
     state = State("ussd", "es")
     screen = Screen(state, "x" * 300, options=(("1", "Si"), ("2", "No")))
-    body = check_screen(ussd.render_ussd(screen))
+    body = check_screen(at_ussd.render_ussd(screen))
     assert body.endswith("...\n1 Si\n2 No")
 
 

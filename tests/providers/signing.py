@@ -19,15 +19,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlencode
 
 from gateway.forms import parse_form
 from gateway.providers.twilio import compute_signature
-from tests.conftest import AT_KEY, AT_TOKEN, PUBLIC_URL, TWILIO_TOKEN
-
-# Not yet in tests.conftest.app_env: the Vonage tables need it set there as
-# VONAGE_SIGNATURE_SECRET (see tests/providers/README.md).
-VONAGE_SIGNATURE_SECRET = "test-vonage-signature-secret"
+from tests.conftest import AT_KEY, AT_TOKEN, PUBLIC_URL, TWILIO_TOKEN, VONAGE_SIGNATURE_SECRET
 
 
 @dataclass(frozen=True)
@@ -82,16 +79,19 @@ def _b64url(data: bytes) -> str:
 
 
 def vonage_jwt(
-    body: bytes, secret: str = VONAGE_SIGNATURE_SECRET, *, now: int | None = None
+    body: bytes, secret: str = VONAGE_SIGNATURE_SECRET, *, now: int | None = None, **extra: Any
 ) -> str:
     """A Vonage signed-webhook JWT: HS256 with the signature secret; `payload_hash` is the
-    SHA-256 hex of the raw body (what the receiver must check besides the signature)."""
+    SHA-256 hex of the raw body (what the receiver must check besides the signature).
+    `extra` claims are added or replace these (an `exp`, a wrong `payload_hash`), for the
+    tests of what the app refuses."""
     header = {"alg": "HS256", "typ": "JWT"}
     claims = {
         "iat": int(time.time()) if now is None else now,
         "jti": str(uuid.uuid4()),
         "iss": "Vonage",
         "payload_hash": hashlib.sha256(body).hexdigest(),
+        **extra,
     }
     signing_input = ".".join(
         _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)

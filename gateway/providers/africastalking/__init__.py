@@ -8,15 +8,19 @@ from gateway.providers.africastalking.sms import (
     parse_delivery,
     parse_sms,
 )
+from gateway.providers.africastalking.ussd import UssdRequest, parse_ussd, render_ussd
 from gateway.providers.africastalking.voice import VoiceRequest, parse_voice
 
 __all__ = [
     "OPTED_OUT_REASONS",
     "PROVIDER",
     "STATUS_MAP",
+    "UssdRequest",
     "VoiceRequest",
     "parse_delivery",
     "parse_sms",
+    "parse_ussd",
     "parse_voice",
+    "render_ussd",
     "verify_token",
 ]

@@ -68,12 +68,19 @@ def caller_phone(raw: str, country: str) -> str | None:
         return None  # a call still gets the IVR; its case just has no phone to text
 
 
+def parse_sid(raw: str, name: str) -> str:
+    """A Twilio SID (CallSid, DequeingCallSid, or one the app put in a URL); 400 "malformed
+    <name>" unless it is 1 to 64 ASCII letters and digits."""
+    sid = raw.strip()
+    if not sid or len(sid) > 64 or not (sid.isascii() and sid.isalnum()):
+        raise BadRequest(f"malformed {name}")
+    return sid
+
+
 def parse_call(form: Mapping[str, str], country: str) -> VoiceCall:
     """A Twilio voice webhook form as a VoiceCall; 400 without CallSid or From."""
     require(dict(form), "CallSid", "From")
-    sid = form["CallSid"].strip()
-    if len(sid) > 64 or not (sid.isascii() and sid.isalnum()):
-        raise BadRequest("malformed CallSid")
+    sid = parse_sid(form["CallSid"], "CallSid")
     direction = form.get("Direction", "inbound").strip().lower()
     address = form["From"]
     if direction == "outbound-api":  # a call the app placed: the citizen is the callee
@@ -118,6 +125,83 @@ def parse_call_status(form: Mapping[str, str]) -> CallStatusReport:
         allowed = ", ".join(CALL_STATUS_MAP)
         raise BadRequest(f"unknown CallStatus {raw!r}; expected one of {allowed}")
     return CallStatusReport(form["CallSid"].strip(), CALL_STATUS_MAP[raw], raw)
+
+
+# CallStatus words after which the call is over (its menu session can go at once).
+FINAL_CALL_STATUSES = frozenset(
+    word
+    for word, status in CALL_STATUS_MAP.items()
+    if status not in (CallStatus.PLACED, CallStatus.ANSWERED)
+)
+
+# QueueResult of the Enqueue action: what the caller hears next.
+CALLBACK_RESULTS = frozenset({"leave", "queue-full", "error", "system-error"})
+GONE_RESULTS = frozenset({"hangup", "redirected"})
+DONE_RESULTS = frozenset({"bridged", "bridging-in-process", "redirected-from-bridged"})
+QUEUE_RESULTS = CALLBACK_RESULTS | GONE_RESULTS | DONE_RESULTS
+
+
+def step_input(form: Mapping[str, str], recording: bool) -> str:
+    """The caller's input: the keys pressed, or the recording URL after <Record>."""
+    if recording:
+        url = form.get("RecordingUrl", "").strip()
+        return url if url.startswith(("https://", "http://")) else ""
+    return form.get("Digits", "").strip()[:32]
+
+
+@dataclass(frozen=True)
+class QueueWait:
+    """What Twilio tells the Enqueue waitUrl about a queued caller (defaults when absent)."""
+
+    position: int  # 1 = next to be answered
+    waited: int  # seconds this caller has been queued
+    expected: int  # Twilio's average wait of the callers now queued, in seconds
+
+
+def _number(form: Mapping[str, str], name: str, default: int) -> int:
+    raw = form.get(name, "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else default
+
+
+def parse_queue_wait(form: Mapping[str, str]) -> QueueWait:
+    """The waitUrl's QueuePosition, QueueTime and AvgQueueTime; a bad value is its default."""
+    return QueueWait(
+        position=max(1, _number(form, "QueuePosition", 1)),
+        waited=_number(form, "QueueTime", 0),
+        expected=_number(form, "AvgQueueTime", 0),
+    )
+
+
+@dataclass(frozen=True)
+class BridgedCall:
+    """The `<Queue url>` request: Twilio is about to connect a queued caller to an operator."""
+
+    call_sid: str  # the queued caller's call
+    leg_sid: str | None  # the operator's leg that dequeued it
+    queued_seconds: int | None  # how long the caller waited; None when not told
+    phone: str | None  # the caller's E.164 number; None when withheld
+
+
+def parse_bridged(form: Mapping[str, str], country: str) -> BridgedCall:
+    """A `<Queue url>` form (CallSid, DequeingCallSid, QueueTime, From); 400 for a bad CallSid."""
+    queued = form.get("QueueTime", "").strip()
+    return BridgedCall(
+        call_sid=parse_sid(form.get("CallSid", ""), "CallSid"),
+        leg_sid=form.get("DequeingCallSid", "").strip() or None,
+        queued_seconds=int(queued)
+        if queued.isascii() and queued.isdigit() and len(queued) < 9
+        else None,
+        phone=caller_phone(form.get("From", ""), country),
+    )
+
+
+def parse_queue_result(form: Mapping[str, str]) -> str:
+    """The Enqueue action's QueueResult, lower case; 400 naming the allowed ones otherwise."""
+    result = form.get("QueueResult", "").strip().lower()
+    if result not in QUEUE_RESULTS:
+        allowed = ", ".join(sorted(QUEUE_RESULTS))
+        raise BadRequest(f"unknown QueueResult {result!r}; expected one of {allowed}")
+    return result
 
 
 def voice_of(config: Config, language: str, *, fallback: bool = False) -> dict[str, str]:

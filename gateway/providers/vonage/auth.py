@@ -13,16 +13,11 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from typing import Any
 
 from vonage_jwt import VonageVerifyJwtError, verify_signature
 
 from gateway.forms import BadRequest
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _b64url_decode(text: str) -> bytes:
@@ -32,26 +27,6 @@ def _b64url_decode(text: str) -> bytes:
 def payload_hash(body: bytes) -> str:
     """The `payload_hash` claim Vonage puts in a signed webhook's token."""
     return hashlib.sha256(body).hexdigest()
-
-
-def sign_webhook(secret: str, body: bytes, *, iat: int | None = None, **claims: Any) -> str:
-    """A token as Vonage signs a webhook (HS256 over iat, jti, iss, payload_hash): what the
-    tests and the simulator send; `claims` override or add claims."""
-    header = {"alg": "HS256", "typ": "JWT"}
-    payload: dict[str, Any] = {
-        "iat": int(time.time()) if iat is None else iat,
-        "jti": hashlib.sha256(body + str(time.time_ns()).encode()).hexdigest()[:32],
-        "iss": "Vonage",
-        "payload_hash": payload_hash(body),
-        **claims,
-    }
-    signing_input = (
-        _b64url(json.dumps(header, separators=(",", ":")).encode())
-        + "."
-        + _b64url(json.dumps(payload, separators=(",", ":")).encode())
-    )
-    digest = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + _b64url(digest)
 
 
 def _claims(token: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.routes import ussd
+from gateway.providers.africastalking import UssdRequest, parse_ussd
 from tests.providers.conftest import Post
 from tests.providers.harness import Case, assert_parser_refuses, load_testdata
 
@@ -16,12 +16,12 @@ USSD = load_testdata(__file__, "ussd")
 @pytest.mark.parametrize("case", USSD.params(having="parsed"))
 def test_parse_ussd(case: Case) -> None:
     assert case.expect is not None
-    assert ussd.parse_ussd(case.form(), "AR") == ussd.UssdRequest(**case.expect["parsed"])
+    assert parse_ussd(case.form(), "AR") == UssdRequest(**case.expect["parsed"])
 
 
 @pytest.mark.parametrize("case", USSD.params(having="error"))
 def test_parse_ussd_refuses_malformed_forms(case: Case) -> None:
-    assert_parser_refuses(case, lambda form: ussd.parse_ussd(form, "AR"))
+    assert_parser_refuses(case, lambda form: parse_ussd(form, "AR"))
 
 
 @pytest.mark.parametrize("case", USSD.params())

@@ -1,4 +1,5 @@
-"""What the Vonage tests share: the test account, signed requests, a gateway wired to Vonage."""
+"""What the Vonage tests share: the test account, signed requests (signed as
+tests/providers/signing.py signs every Vonage case), a gateway wired to Vonage."""
 
 from __future__ import annotations
 
@@ -15,21 +16,21 @@ from starlette.testclient import TestClient
 
 from casestore.config import Config
 from gateway.app import create_app
-from gateway.providers.vonage.auth import sign_webhook
 from gateway.settings import load_settings
 from gateway.workers import jobs
-from tests.conftest import LOCAL_CLIENT, PUBLIC_URL, app_env
+from tests.conftest import LOCAL_CLIENT, PUBLIC_URL, VONAGE_NUMBER, VONAGE_SIGNATURE_SECRET, app_env
 from tests.fakeprovider import (
     VONAGE_API_KEY,
     VONAGE_API_SECRET,
     VONAGE_APPLICATION_ID,
     FakeProvider,
 )
+from tests.providers.signing import vonage_jwt
 
 TESTDATA = Path(__file__).parent / "testdata"
 PRIVATE_KEY = str(TESTDATA / "application-test-only.key")  # a throwaway key made for tests
-SIGNATURE_SECRET = "vonage-signature-secret-do-not-log-5d1f"
-FROM_NUMBER = "+5491155550900"
+SIGNATURE_SECRET = VONAGE_SIGNATURE_SECRET
+FROM_NUMBER = VONAGE_NUMBER
 _uuids = itertools.count(1)
 
 
@@ -67,9 +68,9 @@ def inbound_sms(text: str, sender: str = "5491155550001", ref: str | None = None
 
 
 def signed(body: bytes, secret: str = SIGNATURE_SECRET, **claims: Any) -> dict[str, str]:
-    """The headers Vonage sends with `body`."""
+    """The headers Vonage sends with `body`; `claims` add or replace claims of its token."""
     return {
-        "Authorization": "Bearer " + sign_webhook(secret, body, **claims),
+        "Authorization": "Bearer " + vonage_jwt(body, secret, **claims),
         "Content-Type": "application/json",
     }
 

@@ -1,23 +1,81 @@
-"""Vonage SMS end to end: signed JSON in, a case, the reply sent by the worker through the
-Messages API (the fake), and Vonage's status webhook recorded on the outbox row."""
+"""Vonage messages: recorded Messages API webhooks (testdata/sms.json) parsed (pure), then
+posted signed to the real app on SQLite and PostgreSQL; then SMS end to end: signed JSON in, a
+case, the reply sent by the worker through the Messages API (the fake), and Vonage's status
+webhook recorded on the outbox row."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
+import pytest
 import redis
 from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from casestore.models import OutboundMessage
+from gateway.providers.vonage import sms
+from gateway.providers.vonage.webhooks import VonageWebhooks
 from tests.fakeprovider import FakeProvider
 from tests.helpers import Db
+from tests.providers.conftest import Post
+from tests.providers.harness import (
+    Case,
+    assert_refuses,
+    expected_inbound,
+    expected_status,
+    load_testdata,
+)
 from tests.providers.vonage.support import (
     inbound_sms,
     post_vonage,
 )
 from tests.test_outbox_worker import burst
 
+SMS = load_testdata(__file__, "sms")
+RECEIVED_AT = datetime(2026, 11, 22, 14, 3, 11, tzinfo=UTC)
+
+
+def _parse(case: Case) -> object:
+    """What the parser for the case's path makes of its body (as the adapter reads it)."""
+    data = sms.json_body(case.content)
+    if case.path == VonageWebhooks.status_path:
+        return sms.parse_status(data)
+    return sms.parse_sms(data, RECEIVED_AT, "AR")
+
+
+# ---------------------------------------------------------------- recorded webhooks
+@pytest.mark.parametrize("case", SMS.params(having="inbound"))
+def test_parse_sms(case: Case) -> None:
+    inbound = sms.parse_sms(sms.json_body(case.content), RECEIVED_AT, "AR")
+    assert inbound == expected_inbound(case, RECEIVED_AT)
+
+
+@pytest.mark.parametrize("case", SMS.params(having="outbox_status"))
+def test_parse_status(case: Case) -> None:
+    assert sms.parse_status(sms.json_body(case.content)) == expected_status(case)
+
+
+def test_status_table_covers_every_vonage_status() -> None:
+    recorded = {
+        c.expect["outbox_status"]["provider_status"]
+        for c in SMS.cases
+        if c.expect is not None and "outbox_status" in c.expect
+    }
+    assert recorded == set(sms.STATUS_MAP)
+
+
+@pytest.mark.parametrize("case", SMS.params(having="error"))
+def test_parse_refuses_malformed_webhooks(case: Case) -> None:
+    assert_refuses(case, lambda: _parse(case))
+
+
+@pytest.mark.parametrize("case", SMS.params())
+def test_recorded_sms_over_http(post_case: Post, case: Case) -> None:
+    post_case(case)
+
+
+# ---------------------------------------------------------------- end to end
 TRACKING = re.compile(r"\b(\d{4} \d{4} \d{1,4})\b")
 
 

@@ -1,10 +1,13 @@
-"""Vonage voice end to end: the shared menu as NCCO, DTMF steps, a recorded new request whose
-tracking number is pushed to the live call, and call events on our outbound calls."""
+"""Vonage voice: recorded Voice API webhooks (testdata/voice.json) parsed (pure), then posted
+signed to the real app on SQLite and PostgreSQL; then end to end: the shared menu as NCCO,
+DTMF steps, a recorded new request whose tracking number is pushed to the live call, and call
+events on our outbound calls."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,13 +20,53 @@ from starlette.testclient import TestClient
 from casestore.config import load_config
 from casestore.db import make_engine
 from casestore.models import CallbackRequest, OutboundCall
+from gateway.providers.base import WebhookRequest
+from gateway.providers.vonage.voice import VonageVoice
 from gateway.workers.worker import run_burst
 from ivr.menu import load_menu
 from tests.conftest import PUBLIC_URL
 from tests.fakeprovider import FakeProvider
 from tests.helpers import Db
-from tests.providers.vonage.support import FROM_NUMBER, signed
+from tests.providers.conftest import Post
+from tests.providers.harness import Case, assert_refuses, load_testdata
+from tests.providers.vonage.support import FROM_NUMBER, signed, vonage_env
 
+VOICE = load_testdata(__file__, "voice")
+
+
+# ---------------------------------------------------------------- recorded webhooks
+def _parse(case: Case) -> object:
+    """What the adapter makes of the case (a call step, or an event) once it is read."""
+    request = WebhookRequest(
+        url=PUBLIC_URL + case.path,
+        headers={"content-type": case.content_type},
+        query=dict(case.query),
+        body=case.content,
+        raw_body=case.content,
+    )
+    voice = VonageVoice(vonage_env())
+    if case.path == VonageVoice.event_path:
+        return voice.parse_event(request)
+    return voice.parse_step(request, "AR")
+
+
+@pytest.mark.parametrize("case", VOICE.params(having="parsed"))
+def test_parse_voice(case: Case) -> None:
+    assert case.expect is not None
+    assert asdict(_parse(case)) == case.expect["parsed"]  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("case", VOICE.params(having="error"))
+def test_parse_voice_refuses_malformed(case: Case) -> None:
+    assert_refuses(case, lambda: _parse(case))
+
+
+@pytest.mark.parametrize("case", VOICE.params())
+def test_recorded_voice_webhooks_over_http(post_case: Post, case: Case) -> None:
+    post_case(case)
+
+
+# ---------------------------------------------------------------- end to end
 MENU = load_menu(load_config(env={}))
 ANSWER = "/webhooks/vonage/voice/answer"
 EVENT = "/webhooks/vonage/voice/event"
